@@ -1,0 +1,46 @@
+"""SaniGrid's Flask adapter: create_app() wires config, extensions and blueprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from app.config import ROOT, Config, config_from_env
+from app.extensions import csrf, db, limiter, login_manager, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the application; ``config`` overrides the class and the environment."""
+    app = Flask(
+        __name__,
+        static_folder=str(ROOT / "static"),
+        static_url_path="/static",
+        instance_path=str(ROOT / "instance"),
+    )
+    app.config.from_object(Config)
+    app.config.update(config_from_env())
+    if config:
+        app.config.update(config)
+    Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
+    Path(app.config["PHOTO_DIR"]).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "请先登录。"
+
+    from app import auth, errors
+    from app.views import register_blueprints
+
+    auth.register(app)
+    errors.register(app)
+    register_blueprints(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app

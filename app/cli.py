@@ -1,0 +1,110 @@
+"""Command-line interface: `flask --app app <command>`. Thin: parse, call a service, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from app.extensions import db
+from app.services.errors import ServiceError
+from gis.errors import GisError
+
+
+def fail(message: str) -> None:
+    """Exit non-zero with a one-line reason."""
+    click.echo(f"错误: {message}", err=True)
+    sys.exit(1)
+
+
+def run_service(func, *args, **kwargs):
+    """Call a service in a transaction; turn its errors into a one-line exit."""
+    try:
+        result = func(*args, **kwargs)
+        db.session.commit()
+        return result
+    except (ServiceError, GisError) as exc:
+        db.session.rollback()
+        fail(str(exc))
+
+
+@click.command("init-db")
+@with_appcontext
+def init_db() -> None:
+    """Create or upgrade the database schema (Alembic migrations)."""
+    from flask_migrate import upgrade
+
+    upgrade(directory=str(Path(current_app.root_path).parent / "migrations"))
+    click.echo("数据库已就绪")
+
+
+@click.command("seed-demo")
+@with_appcontext
+def seed_demo_command() -> None:
+    """Load the demo county seat if the database holds none (idempotent)."""
+    from app.services.seed import DEMO_PASSWORD, seed_demo
+
+    result = run_service(seed_demo, db.session, Path(current_app.config["DEMO_DIR"]),
+                         county_code=current_app.config["COUNTY_CODE"], log=click.echo)
+    if not result["seeded"]:
+        click.echo("演示数据已存在，未重复载入")
+        return
+    click.echo(f"演示县城已载入: {result['cells']} 个网格, {result['issues']} 条历史问题")
+    click.echo(f"演示账号 (密码均为 {DEMO_PASSWORD}):")
+    for username, role, unit in result["accounts"][:6]:
+        click.echo(f"  {username:<10} {role:<10} {unit}")
+    if len(result["accounts"]) > 6:
+        click.echo(f"  ... unit01-unit{len(result['accounts']) - 3:02d} 为各责任单位账号")
+
+
+@click.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "inspector", "unit_head", "leader"]),
+              required=True)
+@click.option("--password", required=True)
+@click.option("--unit", "unit_name", default=None, help="责任单位名称 (unit_head 必填)")
+@with_appcontext
+def create_user_command(username: str, role: str, password: str, unit_name: str | None) -> None:
+    """Create a user account."""
+    from app.services.accounts import create_user
+
+    user = run_service(create_user, db.session, username=username, role=role,
+                       password=password, unit_name=unit_name)
+    click.echo(f"已创建用户 {user.username} ({role})")
+
+
+@click.command("create-token")
+@click.argument("username")
+@click.option("--name", default=None)
+@with_appcontext
+def create_token_command(username: str, name: str | None) -> None:
+    """Create an API token for a user; the token is printed alone on the last line."""
+    from app.auth import issue_token
+    from app.models import User
+
+    user = db.session.execute(select(User).where(User.username == username)).scalar()
+    if user is None:
+        fail(f"用户 {username} 不存在")
+    token = issue_token(db.session, user, name=name)
+    db.session.commit()
+    click.echo(f"API token for {username} (shown once, keep it safe):")
+    click.echo(token)
+
+
+def register_cli(app: Flask) -> None:
+    for command in (init_db, seed_demo_command, create_user_command, create_token_command):
+        app.cli.add_command(command)
+    # Each module of app/commands contributes its ``commands``; no central list to edit.
+    import importlib
+    import pkgutil
+
+    from app import commands as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for command in getattr(module, "commands", []):
+            app.cli.add_command(command)

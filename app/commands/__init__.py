@@ -1,0 +1,1 @@
+"""CLI command modules; each defines ``commands``, a list of click commands."""

@@ -1,0 +1,54 @@
+"""Configuration: a class of defaults, overridden by environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Config:
+    """Defaults for a local run; production sets everything through the environment."""
+
+    SECRET_KEY = "dev-only-change-me"
+    SQLALCHEMY_DATABASE_URI = f"sqlite:///{ROOT / 'instance' / 'sanigrid.db'}"
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    INSTANCE_DIR = str(ROOT / "instance")
+    PHOTO_DIR = str(ROOT / "instance" / "photos")
+    LAYERS_DIR = str(ROOT / "layers")
+    DEMO_DIR = str(ROOT / "layers" / "demo")
+    COUNTY_CODE = "532599"
+    MAX_CONTENT_LENGTH = 32 * 1024 * 1024
+    MAX_PHOTO_BYTES = 10 * 1024 * 1024
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    WTF_CSRF_TIME_LIMIT = None
+    GEOCODE_MIN_CONFIDENCE = 0.6
+    DUPLICATE_RADIUS_M = 30.0
+    RECURRENCE_RADIUS_M = 50.0
+    RECURRENCE_DAYS = 60
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    TESTING = False
+
+
+def config_from_env() -> dict:
+    """Read the documented environment variables (DATABASE_URL, SECRET_KEY, ...)."""
+    env: dict = {}
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        # SQLAlchemy needs an explicit driver; deployments often write postgres:// URLs.
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        env["SQLALCHEMY_DATABASE_URI"] = url
+    for name in ("SECRET_KEY", "COUNTY_CODE", "PHOTO_DIR", "RATELIMIT_STORAGE_URI"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    if os.environ.get("SESSION_COOKIE_SECURE", "").lower() in {"1", "true", "yes"}:
+        env["SESSION_COOKIE_SECURE"] = True
+    return env

@@ -1,0 +1,76 @@
+"""Map core and service errors to HTTP in one place; Chinese error pages, no stack traces."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.exc import StaleDataError
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
+from app.services.errors import ServiceError
+from gis.errors import GisError
+
+MESSAGES = {
+    400: "请求有误",
+    401: "请先登录",
+    403: "没有权限执行此操作",
+    404: "页面或对象不存在",
+    405: "不支持的请求方法",
+    409: "操作冲突",
+    413: "上传的文件过大",
+    429: "请求过于频繁，请稍后再试",
+    500: "服务器内部错误",
+    503: "数据库暂时不可用，请稍后重试",
+}
+
+
+def wants_json() -> bool:
+    path = request.path
+    return (
+        path.startswith(("/api/", "/open311/", "/ogc/"))
+        or request.accept_mimetypes.best == "application/json"
+    )
+
+
+def render_error(status: int, message: str | None = None):
+    message = message or MESSAGES.get(status, "出错了")
+    if wants_json():
+        return jsonify({"error": message, "status": status}), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError):
+        db.session.rollback()
+        return render_error(exc.status, str(exc))
+
+    @app.errorhandler(GisError)
+    def _gis_error(exc: GisError):
+        db.session.rollback()
+        return render_error(400, str(exc))
+
+    @app.errorhandler(StaleDataError)
+    def _stale(exc):
+        db.session.rollback()
+        return render_error(409, "该问题已被他人修改，请刷新后重试")
+
+    @app.errorhandler(OperationalError)
+    def _db_down(exc):
+        db.session.rollback()
+        app.logger.error("database error: %s", exc)
+        return render_error(503)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        message = MESSAGES.get(exc.code or 500)
+        if exc.code == 400 and exc.description and "CSRF" in str(exc.description):
+            message = "表单已过期或缺少安全令牌 (CSRF)，请刷新页面后重试"
+        return render_error(exc.code or 500, message)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        db.session.rollback()
+        app.logger.exception("unhandled error")
+        return render_error(500)

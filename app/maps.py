@@ -1,0 +1,158 @@
+"""The one map builder: Folium maps whose every asset is served by this site.
+
+Folium and branca name CDN hosts for Leaflet, jQuery, Bootstrap, awesome-markers and d3;
+on a government intranet those requests fail, so each map instance is pointed at the
+XStatic copies under /vendor and Bootstrap/awesome-markers are left out (only circle
+markers are used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import folium
+from branca.colormap import StepColormap
+from branca.element import Element, JavascriptLink
+from folium import plugins
+
+LOCAL_JS = [
+    ("leaflet", "/vendor/leaflet/leaflet.js"),
+    ("jquery", "/vendor/jquery/jquery.min.js"),
+]
+LOCAL_CSS = [
+    ("leaflet_css", "/vendor/leaflet/leaflet.css"),
+    ("fontawesome_css", "/vendor/fontawesome/css/all.min.css"),
+]
+CLUSTER_JS = [("markerclusterjs", "/vendor/markercluster/leaflet.markercluster.js")]
+CLUSTER_CSS = [
+    ("markerclustercss", "/vendor/markercluster/MarkerCluster.css"),
+    ("markerclusterdefaultcss", "/vendor/markercluster/MarkerCluster.Default.css"),
+]
+D3_LOCAL = "/vendor/d3/d3.js"
+
+# Open-problem density classes (problems per cell); colour-blind-safe yellow→red.
+DENSITY_BINS = [0, 1, 2, 4, 7, 1000]
+DENSITY_COLOURS = ["#e8f5e9", "#fee08b", "#fdae61", "#f46d43", "#a50026"]
+STATUS_COLOURS = {
+    "reported": "#6a3d9a",
+    "dispatched": "#1f78b4",
+    "rectifying": "#ff7f00",
+    "submitted": "#33a02c",
+    "closed": "#999999",
+}
+ATTRIBUTION = "底图: 本县图层 (无在线底图)"
+
+
+@dataclass
+class MapParts:
+    """The pieces of a rendered Folium map to embed in a Jinja page."""
+
+    header: str
+    html: str
+    script: str
+    map_id: str
+
+
+def new_map(*, bounds: tuple[float, float, float, float] | None = None) -> folium.Map:
+    """An empty Folium map with local assets and no online tiles."""
+    m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, zoom_start=14,
+                   location=None if bounds is None else
+                   [(bounds[1] + bounds[3]) / 2, (bounds[0] + bounds[2]) / 2])
+    m.default_js = list(LOCAL_JS)
+    m.default_css = list(LOCAL_CSS)
+    if bounds is not None:
+        m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
+    # A plain background instead of map tiles: the intranet has no tile server.
+    m.get_root().header.add_child(Element(
+        "<style>.leaflet-container{background:#f4f1ea;font-family:"
+        "'Noto Sans CJK SC','Microsoft YaHei',sans-serif}</style>"))
+    return m
+
+
+def density_colormap() -> StepColormap:
+    cmap = StepColormap(DENSITY_COLOURS, index=DENSITY_BINS[:-1] + [10], vmin=0, vmax=10,
+                        caption="未销号问题数 / 网格")
+    cmap.default_js = [("d3", D3_LOCAL)]
+    return cmap
+
+
+def density_colour(count: int) -> str:
+    for upper, colour in zip(DENSITY_BINS[1:], DENSITY_COLOURS, strict=True):
+        if count < upper:
+            return colour
+    return DENSITY_COLOURS[-1]
+
+
+def add_density_cells(m: folium.Map, cells_fc: dict, *, name: str = "责任网格 (问题密度)") -> None:
+    """Cells as a GeoJSON layer filled by each feature's ``open`` count."""
+    def style(feature):
+        count = feature["properties"].get("open", 0)
+        return {"fillColor": density_colour(count), "color": "#555555", "weight": 0.6,
+                "fillOpacity": 0.65}
+
+    folium.GeoJson(
+        cells_fc, name=name, style_function=style,
+        highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
+        tooltip=folium.GeoJsonTooltip(fields=["code", "unit", "open"],
+                                      aliases=["网格编码", "责任单位", "未销号问题"]),
+        smooth_factor=0.5,
+    ).add_to(m)
+    cmap = density_colormap()
+    cmap.add_to(m)
+
+
+def add_lines(m: folium.Map, fc: dict, *, name: str, colour: str = "#888888",
+              weight: float = 1.2, tooltip_field: str | None = "name", show: bool = True) -> None:
+    tooltip = (folium.GeoJsonTooltip(fields=[tooltip_field], aliases=["名称"])
+               if tooltip_field else None)
+    folium.GeoJson(fc, name=name, show=show, tooltip=tooltip,
+                   style_function=lambda f: {"color": colour, "weight": weight}).add_to(m)
+
+
+def add_area(m: folium.Map, fc: dict, *, name: str, colour: str, fill: str | None = None,
+             weight: float = 2.0, dash: str | None = None) -> None:
+    folium.GeoJson(
+        fc, name=name,
+        style_function=lambda f: {"color": colour, "weight": weight, "fill": fill is not None,
+                                  "fillColor": fill or colour, "fillOpacity": 0.5 if fill else 0,
+                                  "dashArray": dash},
+    ).add_to(m)
+
+
+def add_issue_markers(m: folium.Map, issues: list[dict], *, name: str = "问题点位") -> None:
+    """Clustered circle markers, one per placed problem, coloured by status."""
+    cluster = plugins.MarkerCluster(name=name, options={"maxClusterRadius": 40})
+    cluster.default_js = list(CLUSTER_JS)
+    cluster.default_css = list(CLUSTER_CSS)
+    for issue in issues:
+        colour = STATUS_COLOURS.get(issue["status"], "#333333")
+        popup = folium.Popup(
+            f"<b>#{issue['id']} {issue['status_label']}</b><br>{_esc(issue['category'])}"
+            f"<br>{_esc(issue['description'])}<br>{_esc(issue['address'] or '')}"
+            f"<br><a href='/issues/{issue['id']}' target='_top'>查看详情</a>",
+            max_width=280,
+        )
+        folium.CircleMarker(
+            [issue["lat"], issue["lon"]], radius=6, color="#ffffff", weight=1.5,
+            fill=True, fill_color=colour, fill_opacity=0.95, popup=popup,
+            tooltip=f"#{issue['id']} {_esc(issue['description'][:20])}",
+        ).add_to(cluster)
+    cluster.add_to(m)
+
+
+def _esc(text: str | None) -> str:
+    from markupsafe import escape
+
+    return str(escape(text or ""))
+
+
+def render_parts(m: folium.Map) -> MapParts:
+    """Render a map into header/html/script strings for embedding in a page."""
+    folium.LayerControl(collapsed=False).add_to(m)
+    root = m.get_root()
+    root.render()
+    # branca's colormap adds d3 from a CDN while rendering; point that name local.
+    if "d3" in root.header._children:
+        root.header.add_child(JavascriptLink(D3_LOCAL), name="d3")
+    return MapParts(header=root.header.render(), html=root.html.render(),
+                    script=root.script.render(), map_id=m.get_name())

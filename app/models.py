@@ -1,0 +1,392 @@
+"""SQLAlchemy models. Geometry is stored portably as GeoJSON text plus a bounding box.
+
+The spatial work happens in ``gis/``; the database only filters by bounding box, so the
+same schema runs on SQLite and PostgreSQL (DESIGN rule 3).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+ROLES = ("admin", "inspector", "unit_head", "leader")
+ROLE_LABELS = {"admin": "创卫办", "inspector": "督查员", "unit_head": "责任单位", "leader": "领导"}
+
+STATUSES = ("reported", "dispatched", "rectifying", "submitted", "closed", "rejected", "duplicate")
+STATUS_LABELS = {
+    "reported": "已上报",
+    "dispatched": "已派遣",
+    "rectifying": "整改中",
+    "submitted": "待核查",
+    "closed": "已销号",
+    "rejected": "不予立案",
+    "duplicate": "重复",
+}
+OPEN_STATUSES = ("reported", "dispatched", "rectifying", "submitted")
+
+SOURCES = ("州级交叉检查", "省级暗访", "国家评估", "县级督查", "自查", "群众投诉/12345")
+
+
+class GeometryMixin:
+    """GeoJSON geometry text with a bounding box for cheap portable filtering."""
+
+    geom: Mapped[str] = mapped_column(Text)
+    minx: Mapped[float] = mapped_column(Float, index=True)
+    miny: Mapped[float] = mapped_column(Float, index=True)
+    maxx: Mapped[float] = mapped_column(Float)
+    maxy: Mapped[float] = mapped_column(Float)
+
+    def set_geometry(self, geom) -> None:
+        """Store a shapely geometry (EPSG:4326)."""
+        from shapely.geometry import mapping
+
+        self.geom = json.dumps(mapping(geom), separators=(",", ":"))
+        self.minx, self.miny, self.maxx, self.maxy = (float(v) for v in geom.bounds)
+
+    @property
+    def shape(self):
+        from shapely.geometry import shape
+
+        return shape(json.loads(self.geom))
+
+
+class Unit(db.Model):
+    """责任单位: a department, sub-district office, community or company."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(20), default="department")
+    contact: Mapped[str | None] = mapped_column(String(60))
+    phone: Mapped[str | None] = mapped_column(String(30))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    users: Mapped[list[User]] = relationship(back_populates="unit")
+
+    def __repr__(self) -> str:
+        return f"<Unit {self.name}>"
+
+
+class User(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(60))
+    phone: Mapped[str | None] = mapped_column(String(30))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Bumped on logout-everywhere and password change; sessions carry it and die when stale.
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    unit: Mapped[Unit | None] = relationship(back_populates="users")
+
+    # Flask-Login protocol
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.active)
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS.get(self.role, self.role)
+
+
+class ApiToken(db.Model):
+    """A bearer token; only its SHA-256 is stored, the token is shown once."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    name: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class Layer(db.Model):
+    """图层: a named geometry set (boundary, roads, pois, buildings, communities, ...)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(20), index=True)
+    source: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    features: Mapped[list[Feature]] = relationship(
+        back_populates="layer", cascade="all, delete-orphan"
+    )
+
+
+class Feature(GeometryMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    layer_id: Mapped[int] = mapped_column(ForeignKey("layer.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200), index=True)
+    code: Mapped[str | None] = mapped_column(String(40))
+    ftype: Mapped[str | None] = mapped_column(String(40))
+    props: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    layer: Mapped[Layer] = relationship(back_populates="features")
+
+
+class GridLayer(db.Model):
+    """网格图层: one version of the responsibility grid; exactly one is active."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    method: Mapped[str] = mapped_column(String(20))
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cell_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    cells: Mapped[list[Cell]] = relationship(back_populates="grid", cascade="all, delete-orphan")
+
+
+class Cell(GeometryMixin, db.Model):
+    """单元网格 with its 15-digit code and responsible unit."""
+
+    __table_args__ = (UniqueConstraint("grid_id", "code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grid_layer.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(15), index=True)
+    subdistrict_code: Mapped[str] = mapped_column(String(3), default="000")
+    community_code: Mapped[str] = mapped_column(String(3), default="000")
+    area_m2: Mapped[float] = mapped_column(Float, default=0.0)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
+
+    grid: Mapped[GridLayer] = relationship(back_populates="cells")
+    unit: Mapped[Unit | None] = relationship()
+
+
+class Category(db.Model):
+    """问题类别 from the national sanitary county standard."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(10), unique=True)
+    name: Mapped[str] = mapped_column(String(60))
+    level: Mapped[int] = mapped_column(Integer)
+    parent_code: Mapped[str | None] = mapped_column(String(10))
+    deadline_days: Mapped[int] = mapped_column(Integer, default=5)
+    points: Mapped[float] = mapped_column(Float, default=1.0)
+    # "先属主后属地": a functional unit answers for this category wherever it happens.
+    functional_unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"))
+
+    functional_unit: Mapped[Unit | None] = relationship()
+
+    @property
+    def label(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Issue(db.Model):
+    """问题: one problem at one place (or a paperwork problem with no place)."""
+
+    __table_args__ = (
+        Index("ix_issue_status_unit", "status", "unit_id"),
+        Index("ix_issue_lonlat", "lon", "lat"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default="reported", index=True)
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("category.id"), index=True)
+    description: Mapped[str] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(30), default="县级督查")
+    lon: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    cell_id: Mapped[int | None] = mapped_column(ForeignKey("cell.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("unit.id"), index=True)
+    geocode_method: Mapped[str | None] = mapped_column(String(30))
+    geocode_confidence: Mapped[float | None] = mapped_column(Float)
+    geocode_candidates: Mapped[list | None] = mapped_column(JSON)
+    # 待定位: kept for manual placement, never dropped.
+    needs_placement: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    outside_grid: Mapped[bool] = mapped_column(Boolean, default=False)
+    found_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    deadline: Mapped[date | None] = mapped_column(Date)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    rework_count: Mapped[int] = mapped_column(Integer, default=0)
+    recurrence_of_id: Mapped[int | None] = mapped_column(ForeignKey("issue.id"))
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("issue.id"))
+    # Import key (file fingerprint + row) so re-importing a list creates no duplicates.
+    external_ref: Mapped[str | None] = mapped_column(String(120), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+
+    category: Mapped[Category | None] = relationship()
+    cell: Mapped[Cell | None] = relationship()
+    unit: Mapped[Unit | None] = relationship()
+    events: Mapped[list[IssueEvent]] = relationship(
+        back_populates="issue", order_by="IssueEvent.id", cascade="all, delete-orphan"
+    )
+    photos: Mapped[list[Photo]] = relationship(back_populates="issue", cascade="all, delete-orphan")
+
+    # Optimistic locking: an UPDATE that finds another version loses with StaleDataError.
+    __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def status_label(self) -> str:
+        return STATUS_LABELS.get(self.status, self.status)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def is_overdue(self, today: date | None = None) -> bool:
+        today = today or date.today()
+        return self.is_open and self.deadline is not None and self.deadline < today
+
+
+class IssueEvent(db.Model):
+    """处置记录: append-only history of an issue."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    action: Mapped[str] = mapped_column(String(30))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    issue: Mapped[Issue] = relationship(back_populates="events")
+    user: Mapped[User | None] = relationship()
+
+
+class Photo(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("issue_event.id"))
+    kind: Mapped[str] = mapped_column(String(10), default="before")
+    path: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    exif: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    issue: Mapped[Issue] = relationship(back_populates="photos")
+
+
+class WorkdayOverride(db.Model):
+    """A holiday (is_workday False) or make-up workday (调休, True); editable each December."""
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    is_workday: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str | None] = mapped_column(String(40))
+
+
+class CalendarYear(db.Model):
+    """Which years have a complete holiday table (otherwise: weekends only, with a warning)."""
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(40), default="chinese-calendar")
+
+
+class Patrol(db.Model):
+    """巡查: a planned, ordered inspection route."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    mode: Mapped[str] = mapped_column(String(10), default="walk")
+    inspector_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    planned_for: Mapped[date | None] = mapped_column(Date)
+    length_m: Mapped[float] = mapped_column(Float, default=0.0)
+    est_minutes: Mapped[float] = mapped_column(Float, default=0.0)
+    start: Mapped[list | None] = mapped_column(JSON)
+    legs: Mapped[dict | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default="planned")
+
+    stops: Mapped[list[Stop]] = relationship(
+        back_populates="patrol", order_by="Stop.seq", cascade="all, delete-orphan"
+    )
+    inspector: Mapped[User | None] = relationship(foreign_keys=[inspector_id])
+
+
+class Stop(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patrol_id: Mapped[int] = mapped_column(ForeignKey("patrol.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    issue_id: Mapped[int | None] = mapped_column(ForeignKey("issue.id"))
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    label: Mapped[str | None] = mapped_column(String(255))
+    result: Mapped[str | None] = mapped_column(String(20))
+    remark: Mapped[str | None] = mapped_column(Text)
+
+    patrol: Mapped[Patrol] = relationship(back_populates="stops")
+    issue: Mapped[Issue | None] = relationship()
+
+
+class Assessment(db.Model):
+    """考核: a frozen monthly snapshot, immutable once published."""
+
+    __table_args__ = (UniqueConstraint("month", "scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))
+    scope: Mapped[str] = mapped_column(String(20), default="unit")
+    published_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    published_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    data: Mapped[dict] = mapped_column(JSON)
+    appeal_note: Mapped[str | None] = mapped_column(Text)
+    appeal_resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Setting(db.Model):
+    """Editable key/value settings (formula weights, thresholds, evaluation calendar)."""
+
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSON)
+
+
+class AuditLog(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str | None] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(64))

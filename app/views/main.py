@@ -1,0 +1,54 @@
+"""The density map home page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from flask_login import current_user, login_required
+
+from app.extensions import db
+from app.maps import (
+    add_area,
+    add_density_cells,
+    add_issue_markers,
+    add_lines,
+    new_map,
+    render_parts,
+)
+from app.services.map_data import IssueFilters, cells_fc, issue_points, layer_fc
+
+bp = Blueprint("main", __name__)
+
+
+def filters_from_args(args) -> IssueFilters:
+    unit = args.get("unit", type=int)
+    return IssueFilters(
+        status=args.get("status") or None, category=args.get("category") or None,
+        source=args.get("source") or None, unit_id=unit, cell_code=args.get("cell") or None,
+        overdue=args.get("overdue") in ("1", "on", "true"),
+        date_from=args.get("from") or None, date_to=args.get("to") or None,
+    )
+
+
+@bp.get("/")
+@login_required
+def index():
+    """Show the open-problem density map of what the user may see."""
+    filters = filters_from_args(request.args)
+    cells, bounds = cells_fc(db.session, current_user, filters=filters)
+    m = new_map(bounds=bounds)
+    boundary = layer_fc(db.session, "boundary")
+    if boundary:
+        add_area(m, boundary, name="建成区边界", colour="#333333", weight=2.5, dash="6 4")
+    water = layer_fc(db.session, "water")
+    if water:
+        add_area(m, water, name="河流水系", colour="#4a90c2", fill="#a6cee3", weight=1)
+    add_density_cells(m, cells)
+    roads = layer_fc(db.session, "roads")
+    if roads:
+        add_lines(m, roads, name="道路", colour="#7a7a7a", weight=1.4)
+    issues = issue_points(db.session, current_user, filters=filters)
+    add_issue_markers(m, issues)
+    parts = render_parts(m)
+    open_total = sum(f["properties"]["open"] for f in cells["features"])
+    return render_template("map.html", parts=parts, cell_count=len(cells["features"]),
+                           open_total=open_total, issue_count=len(issues), filters=filters)
