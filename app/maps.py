@@ -55,9 +55,12 @@ class MapParts:
 
 def new_map(*, bounds: tuple[float, float, float, float] | None = None) -> folium.Map:
     """An empty Folium map with local assets and no online tiles."""
+    # Without a tile layer Leaflet cannot infer zoom limits, so they are set explicitly.
     m = folium.Map(tiles=None, control_scale=True, prefer_canvas=True, zoom_start=14,
                    location=None if bounds is None else
                    [(bounds[1] + bounds[3]) / 2, (bounds[0] + bounds[2]) / 2])
+    m.options["maxZoom"] = 20
+    m.options["minZoom"] = 10
     m.default_js = list(LOCAL_JS)
     m.default_css = list(LOCAL_CSS)
     if bounds is not None:
@@ -85,6 +88,8 @@ def density_colour(count: int) -> str:
 
 def add_density_cells(m: folium.Map, cells_fc: dict, *, name: str = "责任网格 (问题密度)") -> None:
     """Cells as a GeoJSON layer filled by each feature's ``open`` count."""
+    if not cells_fc["features"]:
+        return
     def style(feature):
         count = feature["properties"].get("open", 0)
         return {"fillColor": density_colour(count), "color": "#555555", "weight": 0.6,
@@ -121,6 +126,8 @@ def add_area(m: folium.Map, fc: dict, *, name: str, colour: str, fill: str | Non
 
 def add_issue_markers(m: folium.Map, issues: list[dict], *, name: str = "问题点位") -> None:
     """Clustered circle markers, one per placed problem, coloured by status."""
+    if not issues:
+        return
     cluster = plugins.MarkerCluster(name=name, options={"maxClusterRadius": 40})
     cluster.default_js = list(CLUSTER_JS)
     cluster.default_css = list(CLUSTER_CSS)
@@ -148,7 +155,10 @@ def _esc(text: str | None) -> str:
 
 def render_parts(m: folium.Map) -> MapParts:
     """Render a map into header/html/script strings for embedding in a page."""
-    folium.LayerControl(collapsed=False).add_to(m)
+    control = folium.LayerControl(collapsed=False).add_to(m)
+    # On a phone the expanded layer list would cover the town; start it collapsed there.
+    m.get_root().script.add_child(Element(
+        f"if (window.innerWidth < 720) {{ {control.get_name()}.collapse(); }}"))
     root = m.get_root()
     root.render()
     # branca's colormap adds d3 from a CDN while rendering; point that name local.

@@ -45,6 +45,16 @@ def make_database(name: str, tmp_dir: Path) -> tuple[str, callable]:
     return f"{server}/{dbname}", drop
 
 
+def _fresh_user_per_request(app) -> None:
+    """Tests keep one app context open, so Flask's ``g`` would carry the signed-in user from
+    one client's request into another's; production has a context per request."""
+    from flask import g
+
+    @app.before_request
+    def _forget_cached_user():
+        g.pop("_login_user", None)
+
+
 def _config(url: str, tmp: Path) -> dict:
     return {
         "TESTING": True,
@@ -100,6 +110,7 @@ def app(_unit_database):
 
     url, tmp = _unit_database
     app = create_app(_config(url, tmp))
+    _fresh_user_per_request(app)
     _empty_tables(app)
     grids.clear_caches()
     with app.app_context():
@@ -134,6 +145,7 @@ def demo_app(tmp_path_factory):
     from app import create_app
 
     app = create_app(_config(url, tmp))
+    _fresh_user_per_request(app)
     _migrate(app)
     with app.app_context():
         from app.extensions import db

@@ -37,7 +37,11 @@ def geocoder_for(session):
     if "roads" not in layers:
         return None
     alias_map = aliases(session)
-    key = (tuple(sorted(layers.items())), tuple(sorted(alias_map.items())))
+    county = session.get(Setting, "county")
+    prefixes = tuple(
+        str(county.value[k]) for k in ("county_name", "seat_name") if county and county.value.get(k)
+    )
+    key = (tuple(sorted(layers.items())), tuple(sorted(alias_map.items())), prefixes)
     with _LOCK:
         if key in _CACHE:
             return _CACHE[key]
@@ -48,7 +52,7 @@ def geocoder_for(session):
 
     geocoder = Geocoder.from_layers(
         roads=gdf("roads"), pois=gdf("pois"), communities=gdf("communities"),
-        addresses=gdf("addresses"), aliases=alias_map,
+        addresses=gdf("addresses"), aliases=alias_map, strip_prefixes=prefixes,
     )
     with _LOCK:
         _CACHE.clear()

@@ -160,6 +160,9 @@ def seed_demo(session, demo_dir: Path, *, county_code: str, log=print) -> dict:
         return {"seeded": False}
     demo_dir = Path(demo_dir)
     layers_dir = demo_dir.parent
+    county = demo_dir / "county.json"
+    if county.exists():
+        session.add(Setting(key="county", value=json.loads(county.read_text(encoding="utf-8"))))
     units = load_units(session, demo_dir / "units.csv")
     load_categories(session, layers_dir / "categories.csv")
     seed_calendar(session)

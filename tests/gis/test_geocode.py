@@ -1,0 +1,461 @@
+"""Tests for gis.geocode: a hand-built small town near lon 103.5, lat 22.8.
+
+The town is drawn in metres (UTM 48N, origin at the 人民路/建设路 crossing) and
+stored in WGS-84, like real layers:
+
+    人民路   east-west, y = 0, x -500..500, in two pieces split at x = 0
+    建设路   north-south, x = 0, y -500..500
+    解放路   north-south, x = 300, y -500..500
+    文化街   east-west, y = 300, x -500..500
+    人民街   east-west, y = -400, x -500..500 (a near-namesake of 人民路)
+    学府路   north-south, x = -200, y 320..500: stops 20 m short of 文化街
+    滨河路   north-south, x = 900, far from everything
+    三道巷   from (-300, 0) to (-300, -200): a T-junction on 人民路
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+from pyproj import Transformer
+from shapely.geometry import LineString, Point, box
+
+from gis.errors import LayerReadError
+from gis.geocode import QUEUE_BELOW, Geocoder, GeocodeResult, geocode_address
+
+UTM = "EPSG:32648"
+ORIGIN_LON, ORIGIN_LAT = 103.5, 22.8
+_TO_UTM = Transformer.from_crs("EPSG:4326", UTM, always_xy=True)
+_TO_WGS = Transformer.from_crs(UTM, "EPSG:4326", always_xy=True)
+X0, Y0 = _TO_UTM.transform(ORIGIN_LON, ORIGIN_LAT)
+
+
+def _gdf(rows: list[dict], geoms: list) -> gpd.GeoDataFrame:
+    """Build a WGS-84 layer from geometries drawn in local metres."""
+    from shapely import affinity
+
+    moved = [affinity.translate(g, xoff=X0, yoff=Y0) for g in geoms]
+    return gpd.GeoDataFrame(rows, geometry=moved, crs=UTM).to_crs("EPSG:4326")
+
+
+def _metres(lon: float, lat: float) -> tuple[float, float]:
+    """Return a WGS-84 point in the town's local metres."""
+    x, y = _TO_UTM.transform(lon, lat)
+    return x - X0, y - Y0
+
+
+def _dist(result: GeocodeResult, x: float, y: float) -> float:
+    assert result.lon is not None and result.lat is not None, result
+    rx, ry = _metres(result.lon, result.lat)
+    return math.hypot(rx - x, ry - y)
+
+
+ROADS = [
+    ("人民路", LineString([(-500, 0), (0, 0)])),
+    ("人民路", LineString([(0, 0), (500, 0)])),
+    ("建设路", LineString([(0, -500), (0, 500)])),
+    ("解放路", LineString([(300, -500), (300, 500)])),
+    ("文化街", LineString([(-500, 300), (500, 300)])),
+    ("人民街", LineString([(-500, -400), (500, -400)])),
+    ("学府路", LineString([(-200, 320), (-200, 500)])),
+    ("滨河路", LineString([(900, -500), (900, 500)])),
+    ("三道巷", LineString([(-300, 0), (-300, -200)])),
+]
+POIS = [
+    ("城东农贸市场", "market", box(350, 50, 450, 150)),
+    ("红河县第一中学", "school", Point(-150, 150)),
+    ("县人民医院", "hospital", Point(150, -150)),
+    ("阳光小区", "residential", box(-450, -150, -350, -50)),
+    ("客运站", "station", Point(150, 150)),
+]
+PLATE_X = {n: -450 + 40 * (n // 2) for n in range(1, 41)}
+
+
+@pytest.fixture(scope="module")
+def town() -> dict[str, gpd.GeoDataFrame]:
+    roads = _gdf([{"name": n} for n, _ in ROADS], [g for _, g in ROADS])
+    pois = _gdf([{"name": n, "type": t} for n, t, _ in POIS], [g for _, _, g in POIS])
+    communities = _gdf([{"name": "城南社区"}], [box(-500, -500, 500, -200)])
+    # 人民路 door plates: odd numbers on the north side, even on the south; 11..19 missing.
+    numbers = [n for n in range(1, 41) if not 11 <= n <= 19]
+    addresses = _gdf(
+        [{"street": "人民路", "number": n} for n in numbers],
+        [Point(PLATE_X[n], 10 if n % 2 else -10) for n in numbers],
+    )
+    return {"roads": roads, "pois": pois, "communities": communities, "addresses": addresses}
+
+
+@pytest.fixture(scope="module")
+def geocoder(town: dict[str, gpd.GeoDataFrame]) -> Geocoder:
+    return Geocoder.from_layers(
+        **town, aliases={"一中": "红河县第一中学", "老车站": "客运站"}, strip_prefixes=("城关镇",)
+    )
+
+
+# ------------------------------------------------------------------ intersections
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "人民路与建设路交叉口东北角",
+        "云南省红河州红河县人民路和建设路交叉口东北角",
+        "人民路建设路路口东北角",
+        "人民路/建设路口东北角",
+        "人民路与建设路十字路口东北侧",
+        "人民路与建设路交汇处(东北角)",
+        "城关镇人民路与建设路交叉口东北角",
+    ],
+)
+def test_intersection_corner_lands_in_that_block(geocoder: Geocoder, text: str) -> None:
+    result = geocoder.geocode_address(text)
+    assert result.method == "intersection"
+    assert result.confidence >= 0.9
+    x, y = _metres(result.lon, result.lat)
+    assert x > 5 and y > 5, (text, x, y)
+    assert _dist(result, 0, 0) == pytest.approx(15, abs=1)
+
+
+@pytest.mark.parametrize(
+    ("corner", "sx", "sy"), [("东北", 1, 1), ("西北", -1, 1), ("东南", 1, -1), ("西南", -1, -1)]
+)
+def test_each_corner_goes_to_its_own_quadrant(
+    geocoder: Geocoder, corner: str, sx: int, sy: int
+) -> None:
+    result = geocoder.geocode_address(f"解放路与文化街交叉口{corner}角")
+    x, y = _metres(result.lon, result.lat)
+    assert (x - 300) * sx > 5 and (y - 300) * sy > 5
+
+
+def test_intersection_without_corner_is_near_crossing_and_less_sure(geocoder: Geocoder) -> None:
+    result = geocoder.geocode_address("人民路和建设路交叉口")
+    assert result.method == "intersection"
+    assert QUEUE_BELOW <= result.confidence < 0.9
+    assert _dist(result, 0, 0) < 3
+    # Deterministic: the same answer twice, off both centre lines.
+    again = geocoder.geocode_address("人民路和建设路交叉口")
+    assert (again.lon, again.lat) == (result.lon, result.lat)
+    x, y = _metres(result.lon, result.lat)
+    assert abs(x) > 0.5 and abs(y) > 0.5
+
+
+def test_intersection_side_goes_along_that_arm(geocoder: Geocoder) -> None:
+    result = geocoder.geocode_address("人民路与建设路交叉口南侧")
+    x, y = _metres(result.lon, result.lat)
+    assert abs(x) < 1 and y == pytest.approx(-15, abs=1)
+
+
+def test_t_junction_and_gap_between_roads(geocoder: Geocoder) -> None:
+    t_junction = geocoder.geocode_address("人民路与三道巷交叉口西南角")
+    x, y = _metres(t_junction.lon, t_junction.lat)
+    assert x < -300 and y < 0 and _dist(t_junction, -300, 0) < 20
+    # 学府路 stops 20 m short of 文化街: still taken as meeting them.
+    gap = geocoder.geocode_address("学府路与文化街交叉口")
+    assert gap.method == "intersection"
+    assert _dist(gap, -200, 310) < 12
+
+
+def test_roads_that_never_meet_are_not_an_intersection(geocoder: Geocoder) -> None:
+    result = geocoder.geocode_address("滨河路与建设路交叉口")
+    assert result.confidence < QUEUE_BELOW
+    assert "不相交" in result.message
+
+
+def test_typo_and_missing_suffix_still_find_intersection(geocoder: Geocoder) -> None:
+    typo = geocoder.geocode_address("人明路与建设路交叉口东北角")
+    assert typo.method == "intersection"
+    assert _dist(typo, 10.6, 10.6) < 2
+    assert QUEUE_BELOW <= typo.confidence < 0.9
+    bare = geocoder.geocode_address("人民路与建设交叉口")
+    assert bare.method == "intersection" and _dist(bare, 0, 0) < 3
+    glued = geocoder.geocode_address("解放文化交叉口")
+    assert glued.method == "intersection" and _dist(glued, 300, 300) < 3
+
+
+def test_tied_names_lower_confidence_and_list_both(geocoder: Geocoder) -> None:
+    # "人民" is as much 人民路 as 人民街.
+    result = geocoder.geocode_address("人民与解放路交叉口东北角")
+    assert result.confidence < QUEUE_BELOW
+    names = {c["name"] for c in result.candidates}
+    assert any("人民路" in n for n in names) and any("人民街" in n for n in names)
+
+
+# ------------------------------------------------------------------ house numbers
+
+
+def test_exact_door_plate(geocoder: Geocoder) -> None:
+    result = geocoder.geocode_address("人民路23号(门前)")
+    assert result.method == "house_number"
+    assert result.confidence >= 0.9
+    assert _dist(result, PLATE_X[23], 10) < 0.5
+
+
+def test_chinese_and_full_width_numbers(geocoder: Geocoder) -> None:
+    for text in ("人民路二十三号", "人民路２３号", "人民路 23 号门口"):
+        assert _dist(geocoder.geocode_address(text), PLATE_X[23], 10) < 0.5, text
+
+
+def test_missing_number_interpolates_on_same_side(geocoder: Geocoder) -> None:
+    result = geocoder.geocode_address("人民路15号")
+    assert result.method == "house_number"
+    assert QUEUE_BELOW <= result.confidence < 0.95
+    # Between 9 and 21 on the odd (north) side, at the right fraction.
+    expected_x = PLATE_X[9] + (PLATE_X[21] - PLATE_X[9]) * (15 - 9) / (21 - 9)
+    assert _dist(result, expected_x, 10) < 1
+
+
+def test_number_beyond_plates_is_extrapolated_with_less_confidence(geocoder: Geocoder) -> None:
+    near = geocoder.geocode_address("人民路41号")
+    far = geocoder.geocode_address("人民路99号")
+    assert near.method == far.method == "house_number"
+    assert near.confidence > far.confidence
+    assert _metres(near.lon, near.lat)[0] > PLATE_X[39]
+
+
+def test_house_number_without_plates_is_road_middle(geocoder: Geocoder) -> None:
+    result = geocoder.geocode_address("解放路8号")
+    assert result.method == "road"
+    assert result.confidence <= 0.5
+    assert _dist(result, 300, 0) < 1
+
+
+# ------------------------------------------------------------------ segments and roads
+
+
+@pytest.mark.parametrize("text", ["人民路(建设路至解放路段)", "人民路建设路至解放路段"])
+def test_segment_midpoint(geocoder: Geocoder, text: str) -> None:
+    result = geocoder.geocode_address(text)
+    assert result.method == "segment"
+    assert result.confidence >= QUEUE_BELOW
+    assert _dist(result, 150, 0) < 1
+
+
+@pytest.mark.parametrize("text", ["解放路", "解放路中段", "解放路沿线"])
+def test_plain_road_is_middle_and_queued(geocoder: Geocoder, text: str) -> None:
+    result = geocoder.geocode_address(text)
+    assert result.method == "road"
+    assert result.confidence < QUEUE_BELOW
+    assert _dist(result, 300, 0) < 1
+
+
+def test_short_lane_named_alone_is_placed(geocoder: Geocoder) -> None:
+    # 三道巷 is 200 m long: its middle stands for the whole lane.
+    lane = geocoder.geocode_address("三道巷沿线")
+    assert lane.method == "road" and lane.confidence >= QUEUE_BELOW
+    assert _dist(lane, -300, -100) < 1
+    # A door plate on it without plate data is still only a guess.
+    assert geocoder.geocode_address("三道巷5号").confidence < QUEUE_BELOW
+
+
+# ------------------------------------------------------------------ places
+
+
+def test_poi_inside_and_near(geocoder: Geocoder) -> None:
+    inside = geocoder.geocode_address("城东农贸市场内")
+    near = geocoder.geocode_address("县人民医院对面")
+    assert inside.method == near.method == "poi"
+    assert _dist(inside, 400, 100) < 1
+    assert _dist(near, 150, -150) < 1
+    assert inside.confidence > near.confidence >= QUEUE_BELOW
+
+
+def test_poi_gate_moves_toward_that_side(geocoder: Geocoder) -> None:
+    north = geocoder.geocode_address("阳光小区北门")
+    x, y = _metres(north.lon, north.lat)
+    assert abs(x + 400) < 1 and -60 < y < -50  # just inside the northern edge
+    school = geocoder.geocode_address("第一中学东门")  # a point POI: moved a few metres
+    x, y = _metres(school.lon, school.lat)
+    assert 0 < x + 150 <= 20 and abs(y - 150) < 1
+
+
+def test_poi_without_county_prefix_and_fuzzy(geocoder: Geocoder) -> None:
+    assert _dist(geocoder.geocode_address("第一中学旁"), -150, 150) < 1
+    assert _dist(geocoder.geocode_address("农贸市场内"), 400, 100) < 1
+
+
+def test_alias(geocoder: Geocoder) -> None:
+    result = geocoder.geocode_address("老车站门口")
+    assert result.method == "alias"
+    assert _dist(result, 150, 150) < 1
+    assert _dist(geocoder.geocode_address("一中北门"), -150, 160) < 1
+
+
+def test_community_is_low_confidence(geocoder: Geocoder) -> None:
+    result = geocoder.geocode_address("城南社区")
+    assert result.method == "community"
+    assert result.confidence < QUEUE_BELOW
+    x, y = _metres(result.lon, result.lat)
+    assert -500 < x < 500 and -500 < y < -200
+
+
+@pytest.mark.parametrize(
+    "text", ["县城区域内多处", "档案资料不全", "", "   ", "？？？", "某某某某某某", "12345"]
+)
+def test_unresolvable_text_is_none(geocoder: Geocoder, text: str) -> None:
+    result = geocode_address(text, geocoder=geocoder)
+    assert result.method == "none"
+    assert result.confidence == 0
+    assert result.lon is None and result.lat is None
+    assert result.message
+
+
+def test_candidates_are_sorted_and_bounded(geocoder: Geocoder) -> None:
+    for text in ("人民与解放路交叉口东北角", "城东农贸市场内", "人民路23号"):
+        cands = geocoder.geocode_address(text).candidates
+        assert 1 <= len(cands) <= 5
+        assert [c["score"] for c in cands] == sorted((c["score"] for c in cands), reverse=True)
+        assert {"name", "kind", "lon", "lat", "score"} <= set(cands[0])
+
+
+def test_layer_without_crs_or_name_is_refused() -> None:
+    roads = gpd.GeoDataFrame({"name": ["人民路"]}, geometry=[LineString([(0, 0), (1, 1)])])
+    with pytest.raises(LayerReadError, match="坐标参考系"):
+        Geocoder.from_layers(roads=roads)
+    unnamed = gpd.GeoDataFrame(
+        {"kind": ["x"]}, geometry=[LineString([(103.5, 22.8), (103.6, 22.8)])], crs=4326
+    )
+    with pytest.raises(LayerReadError, match="name"):
+        Geocoder.from_layers(roads=unnamed)
+
+
+# ------------------------------------------------------------------ real data
+
+GUIXI = Path(__file__).parents[2].parent / "shared/data/osm/guixi"
+
+
+@pytest.fixture(scope="module")
+def guixi() -> Geocoder:
+    path = GUIXI / "roads.geojson"
+    if not path.exists():
+        pytest.skip(f"没有贵溪 OSM 数据: {path}")
+    roads = gpd.read_file(path)
+    roads = roads[roads["name"].notna()]
+    pois = gpd.read_file(GUIXI / "pois.geojson")
+    return Geocoder.from_layers(roads=roads, pois=pois, strip_prefixes=("贵溪市",))
+
+
+def test_guixi_intersections_on_real_roads(guixi: Geocoder) -> None:
+    roads = gpd.read_file(GUIXI / "roads.geojson").to_crs(guixi.crs)
+    placed = 0
+    for a, b in [("建设路", "信州路"), ("雄石路", "站前路"), ("北大街", "南大街")]:
+        ga = roads[roads["name"] == a].union_all()
+        gb = roads[roads["name"] == b].union_all()
+        result = guixi.geocode_address(f"江西省鹰潭市贵溪市{a}与{b}交叉口东北角")
+        # Both names are recognised whether or not the roads meet.
+        assert "未找到" not in result.message, result
+        if ga.distance(gb) > 30:
+            assert result.confidence < QUEUE_BELOW
+            continue
+        placed += 1
+        assert result.method == "intersection"
+        ux, uy = Transformer.from_crs(4326, guixi.crs, always_xy=True).transform(
+            result.lon, result.lat
+        )
+        here = Point(ux, uy)
+        # Within 20 m of both roads and about 15 m from where they meet.
+        assert here.distance(ga) < 20 and here.distance(gb) < 20
+    assert placed >= 1
+
+
+def test_guixi_poi_and_road(guixi: Geocoder) -> None:
+    school = guixi.geocode_address("贵溪市实验中学门口")
+    assert school.method == "poi" and school.confidence >= QUEUE_BELOW
+    assert school.lon == pytest.approx(117.24264, abs=1e-4)
+    assert guixi.geocode_address("雄石路沿线").method == "road"
+
+
+# ------------------------------------------------------------------ demo workbook
+
+DEMO = Path(__file__).parents[2] / "layers/demo"
+TRUTH = Path(__file__).parents[1] / "fixtures/demo_workbook_truth.csv"
+WORKBOOK = DEMO / "州级交叉检查反馈问题清单.xlsx"
+
+
+def _read_workbook(path: Path) -> list[dict[str, str]]:
+    openpyxl = pytest.importorskip("openpyxl")
+    sheet = openpyxl.load_workbook(path, read_only=True, data_only=True).worksheets[0]
+    rows = list(sheet.iter_rows(values_only=True))
+    header_at = next(
+        i for i, row in enumerate(rows) if any(str(c or "").strip() == "问题地点" for c in row)
+    )
+    header = [str(c or "").strip() for c in rows[header_at]]
+    out = []
+    for row in rows[header_at + 1 :]:
+        record = {
+            h: ("" if v is None else str(v).strip()) for h, v in zip(header, row, strict=False)
+        }
+        if record.get("序号"):
+            out.append(record)
+    return out
+
+
+def _truth_rows(path: Path) -> dict[str, tuple[float, float] | None]:
+    """Return 序号 → true (lon, lat), or None for a row that has no place."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out: dict[str, tuple[float, float] | None] = {}
+    for row in rows:
+        key = str(row.get("seq") or row.get("序号") or row.get("id") or "").strip()
+        lon = (row.get("lon") or row.get("经度") or "").strip()
+        lat = (row.get("lat") or row.get("纬度") or "").strip()
+        flag = str(row.get("placeable", row.get("可定位", "1"))).strip().lower()
+        unplaceable = flag in ("0", "false", "no", "否", "") or not lon or not lat
+        out[key] = None if unplaceable else (float(lon), float(lat))
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_geocoder() -> Geocoder:
+    needed = [DEMO / "roads.geojson", WORKBOOK, TRUTH]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        pytest.skip(f"演示数据尚未生成 (缺少 {', '.join(missing)})")
+    layers = {}
+    for kind, file in [
+        ("pois", "pois.geojson"),
+        ("communities", "communities.geojson"),
+        ("addresses", "addresses.geojson"),
+    ]:
+        if (DEMO / file).exists():
+            layers[kind] = gpd.read_file(DEMO / file)
+    county = DEMO / "county.json"
+    prefixes = []
+    if county.exists():
+        info = json.loads(county.read_text(encoding="utf-8"))
+        prefixes = [info[k] for k in ("seat_name",) if info.get(k)]
+    return Geocoder.from_layers(
+        roads=gpd.read_file(DEMO / "roads.geojson"), **layers, strip_prefixes=prefixes
+    )
+
+
+def test_demo_workbook_places_95_percent_within_40_m(demo_geocoder: Geocoder) -> None:
+    truth = _truth_rows(TRUTH)
+    rows = _read_workbook(WORKBOOK)
+    to_utm = Transformer.from_crs(4326, demo_geocoder.crs, always_xy=True)
+    good, placeable, misses, false_places = 0, 0, [], []
+    for row in rows:
+        key = row["序号"].removesuffix(".0")
+        if key not in truth:
+            continue
+        result = demo_geocoder.geocode_address(row["问题地点"])
+        expected = truth[key]
+        if expected is None:
+            if result.confidence >= QUEUE_BELOW:
+                false_places.append((key, row["问题地点"], result.method, result.confidence))
+            continue
+        placeable += 1
+        if result.lon is not None and result.confidence >= QUEUE_BELOW:
+            ex, ey = to_utm.transform(*expected)
+            rx, ry = to_utm.transform(result.lon, result.lat)
+            if math.hypot(ex - rx, ey - ry) <= 40:
+                good += 1
+                continue
+        misses.append((key, row["问题地点"], result.method, result.confidence, result.message))
+    assert placeable > 0
+    assert good / placeable >= 0.95, misses
+    assert not false_places, false_places
