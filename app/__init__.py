@@ -5,9 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from app.config import ROOT, Config, config_from_env
 from app.extensions import csrf, db, limiter, login_manager, migrate
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` bounded to a database id: ids are 32-bit on PostgreSQL, and a larger
+    number in a path is simply not found (404) instead of overflowing the driver (500)."""
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -18,10 +28,16 @@ def create_app(config: dict | None = None) -> Flask:
         static_url_path="/static",
         instance_path=str(ROOT / "instance"),
     )
+    app.url_map.converters["int"] = IdConverter
     app.config.from_object(Config)
     app.config.update(config_from_env())
     if config:
         app.config.update(config)
+    if app.config.get("PROXY_COUNT"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     Path(app.config["PHOTO_DIR"]).mkdir(parents=True, exist_ok=True)
 

@@ -32,6 +32,9 @@ class Config:
     RECURRENCE_DAYS = 60
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
+    # Reverse proxies in front of the app (nginx: 1). Their X-Forwarded-For/-Proto are
+    # trusted so rate limits and audit logs see the client's address, not nginx's.
+    PROXY_COUNT = 0
     TESTING = False
 
 
@@ -49,6 +52,8 @@ def config_from_env() -> dict:
     for name in ("SECRET_KEY", "COUNTY_CODE", "PHOTO_DIR", "RATELIMIT_STORAGE_URI"):
         if os.environ.get(name):
             env[name] = os.environ[name]
+    if os.environ.get("PROXY_COUNT", "").isdigit():
+        env["PROXY_COUNT"] = int(os.environ["PROXY_COUNT"])
     if os.environ.get("SESSION_COOKIE_SECURE", "").lower() in {"1", "true", "yes"}:
         env["SESSION_COOKIE_SECURE"] = True
     return env

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 from flask import Flask, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,7 +24,10 @@ MESSAGES = {
     429: "请求过于频繁，请稍后再试",
     500: "服务器内部错误",
     503: "数据库暂时不可用，请稍后重试",
+    507: "服务器磁盘空间不足，本次提交未保存 (照片和问题都未写入)；请联系管理员清理磁盘后重试",
 }
+# A full disk or quota is the server's state, not a bug: say so instead of a bare 500.
+DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
 
 
 def wants_json() -> bool:
@@ -67,7 +72,19 @@ def register(app: Flask) -> None:
         message = MESSAGES.get(exc.code or 500)
         if exc.code == 400 and exc.description and "CSRF" in str(exc.description):
             message = "表单已过期或缺少安全令牌 (CSRF)，请刷新页面后重试"
+        if exc.code == 429 and request.endpoint == "auth.login" and exc.description:
+            # Flask-Limiter carries the login limit's own (Chinese) lockout message.
+            message = str(exc.description)
         return render_error(exc.code or 500, message)
+
+    @app.errorhandler(OSError)
+    def _os_error(exc: OSError):
+        db.session.rollback()
+        if exc.errno in DISK_FULL:
+            app.logger.error("disk full: %s", exc)
+            return render_error(507)
+        app.logger.exception("unhandled error")
+        return render_error(500)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import folium
 from branca.colormap import StepColormap
-from branca.element import Element, JavascriptLink
+from branca.element import Element, JavascriptLink, MacroElement
 from folium import plugins
+from jinja2 import Template
 
 LOCAL_JS = [
     ("leaflet", "/vendor/leaflet/leaflet.js"),
@@ -118,9 +119,11 @@ def add_area(m: folium.Map, fc: dict, *, name: str, colour: str, fill: str | Non
              weight: float = 2.0, dash: str | None = None) -> None:
     folium.GeoJson(
         fc, name=name,
-        style_function=lambda f: {"color": colour, "weight": weight, "fill": fill is not None,
-                                  "fillColor": fill or colour, "fillOpacity": 0.5 if fill else 0,
-                                  "dashArray": dash},
+        # Only polygons are filled: Leaflet would fill the hull of a line (a river centreline).
+        style_function=lambda f: {
+            "color": colour, "weight": weight, "dashArray": dash, "fillColor": fill or colour,
+            "fill": fill is not None and "Polygon" in f["geometry"]["type"],
+            "fillOpacity": 0.5 if fill else 0},
     ).add_to(m)
 
 
@@ -153,12 +156,60 @@ def _esc(text: str | None) -> str:
     return str(escape(text or ""))
 
 
+class MapScript(MacroElement):
+    """Raw JavaScript that runs after every element added to the map before it."""
+
+    _template = Template("{% macro script(this, kwargs) %}{{ this.code }}{% endmacro %}")
+
+    def __init__(self, code: str):
+        super().__init__()
+        self._name = "MapScript"
+        self.code = code
+
+
+def add_remote_density(m: folium.Map, *, cells_url: str, counts_url: str, fit: bool = True,
+                       name: str = "责任网格 (问题密度)") -> None:
+    """Cells fetched as compact GeoJSON and drawn on canvas, coloured by open counts.
+
+    The page stays small however many cells the county has; the data comes gzip-compressed
+    and cached from /map (app/views/mapdata.py).
+    """
+    import json
+
+    group = folium.FeatureGroup(name=name).add_to(m)
+    density_colormap().add_to(m)
+    m.get_root().header.add_child(JavascriptLink("/static/js/density-map.js"), name="density")
+    options = {"cellsUrl": cells_url, "countsUrl": counts_url, "bins": DENSITY_BINS,
+               "colours": DENSITY_COLOURS, "fit": fit}
+    MapScript(
+        f"SaniGrid.loadDensity(Object.assign({json.dumps(options)}, "
+        f"{{map: {m.get_name()}, group: {group.get_name()}}}));"
+    ).add_to(m)
+
+
+def add_remote_issues(m: folium.Map, *, url: str, name: str = "问题点位") -> None:
+    """Problem markers fetched from /map/issues.geojson into a marker cluster."""
+    import json
+
+    cluster = plugins.MarkerCluster(name=name, options={"maxClusterRadius": 40,
+                                                        "chunkedLoading": True})
+    cluster.default_js = list(CLUSTER_JS)
+    cluster.default_css = list(CLUSTER_CSS)
+    cluster.add_to(m)
+    m.get_root().header.add_child(JavascriptLink("/static/js/density-map.js"), name="density")
+    MapScript(
+        f"SaniGrid.loadIssues({{url: {json.dumps(url)}, colours: {json.dumps(STATUS_COLOURS)}, "
+        f"cluster: {cluster.get_name()}}});"
+    ).add_to(m)
+
+
 def render_parts(m: folium.Map) -> MapParts:
     """Render a map into header/html/script strings for embedding in a page."""
     control = folium.LayerControl(collapsed=False).add_to(m)
     # On a phone the expanded layer list would cover the town; start it collapsed there.
-    m.get_root().script.add_child(Element(
-        f"if (window.innerWidth < 720) {{ {control.get_name()}.collapse(); }}"))
+    # Folium renders the layer control last, so the call waits for the script to finish.
+    MapScript(f"setTimeout(function () {{ if (window.innerWidth < 720) "
+              f"{{ {control.get_name()}.collapse(); }} }}, 0);").add_to(m)
     root = m.get_root()
     root.render()
     # branca's colormap adds d3 from a CDN while rendering; point that name local.

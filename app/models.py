@@ -7,7 +7,8 @@ same schema runs on SQLite and PostgreSQL (DESIGN rule 3).
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     JSON,
@@ -26,9 +27,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
 
+# The county works in one time zone and reads every time as Beijing time, so timestamps are
+# stored naive in Asia/Shanghai (deadlines and monthly assessments count local days).
+COUNTY_TZ = ZoneInfo("Asia/Shanghai")
 
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+
+def now_local() -> datetime:
+    """The current Beijing time, naive: how every timestamp is stored."""
+    return datetime.now(COUNTY_TZ).replace(tzinfo=None)
 
 
 ROLES = ("admin", "inspector", "unit_head", "leader")
@@ -100,7 +106,7 @@ class User(db.Model):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     # Bumped on logout-everywhere and password change; sessions carry it and die when stale.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
 
     unit: Mapped[Unit | None] = relationship(back_populates="users")
 
@@ -133,7 +139,7 @@ class ApiToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))
     name: Mapped[str | None] = mapped_column(String(80))
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     user: Mapped[User] = relationship()
@@ -147,7 +153,7 @@ class Layer(db.Model):
     kind: Mapped[str] = mapped_column(String(20), index=True)
     source: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
 
     features: Mapped[list[Feature]] = relationship(
         back_populates="layer", cascade="all, delete-orphan"
@@ -173,9 +179,11 @@ class GridLayer(db.Model):
     method: Mapped[str] = mapped_column(String(20))
     params: Mapped[dict] = mapped_column(JSON, default=dict)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime)
     cell_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped whenever cells are handed to other units, so cached map payloads expire.
+    revision: Mapped[int] = mapped_column(Integer, default=1)
 
     cells: Mapped[list[Cell]] = relationship(back_populates="grid", cascade="all, delete-orphan")
 
@@ -241,8 +249,8 @@ class Issue(db.Model):
     # 待定位: kept for manual placement, never dropped.
     needs_placement: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     outside_grid: Mapped[bool] = mapped_column(Boolean, default=False)
-    found_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    found_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
     deadline: Mapped[date | None] = mapped_column(Date)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
     rework_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -282,7 +290,7 @@ class IssueEvent(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     issue_id: Mapped[int] = mapped_column(ForeignKey("issue.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     action: Mapped[str] = mapped_column(String(30))
     from_status: Mapped[str | None] = mapped_column(String(20))
@@ -304,7 +312,7 @@ class Photo(db.Model):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     exif: Mapped[dict] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
 
     issue: Mapped[Issue] = relationship(back_populates="photos")
 
@@ -337,8 +345,15 @@ class Patrol(db.Model):
     est_minutes: Mapped[float] = mapped_column(Float, default=0.0)
     start: Mapped[list | None] = mapped_column(JSON)
     legs: Mapped[dict | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
     status: Mapped[str] = mapped_column(String(20), default="planned")
+    # Where the route must finish (None: back to start, or at the last stop).
+    end: Mapped[list | None] = mapped_column(JSON)
+    return_to_start: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How the stops were chosen (kind, parameters, seed): enough to reproduce the plan.
+    selection: Mapped[dict | None] = mapped_column(JSON)
+    # Routes split among several inspectors share a batch key.
+    batch: Mapped[str | None] = mapped_column(String(40), index=True)
 
     stops: Mapped[list[Stop]] = relationship(
         back_populates="patrol", order_by="Stop.seq", cascade="all, delete-orphan"
@@ -356,9 +371,16 @@ class Stop(db.Model):
     label: Mapped[str | None] = mapped_column(String(255))
     result: Mapped[str | None] = mapped_column(String(20))
     remark: Mapped[str | None] = mapped_column(Text)
+    # issue | cell | poi | lane | point: what the stop stands for.
+    kind: Mapped[str] = mapped_column(String(10), default="issue")
+    # Frozen at planning time for stops without a problem: address, cell code, unit, type.
+    info: Mapped[dict | None] = mapped_column(JSON)
+    # The problem reported at this stop as 新发现 (so saving twice creates it once).
+    new_issue_id: Mapped[int | None] = mapped_column(ForeignKey("issue.id"))
 
     patrol: Mapped[Patrol] = relationship(back_populates="stops")
-    issue: Mapped[Issue | None] = relationship()
+    issue: Mapped[Issue | None] = relationship(foreign_keys=[issue_id])
+    new_issue: Mapped[Issue | None] = relationship(foreign_keys=[new_issue_id])
 
 
 class Assessment(db.Model):
@@ -369,7 +391,7 @@ class Assessment(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     month: Mapped[str] = mapped_column(String(7))
     scope: Mapped[str] = mapped_column(String(20), default="unit")
-    published_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    published_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
     published_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     data: Mapped[dict] = mapped_column(JSON)
     appeal_note: Mapped[str | None] = mapped_column(Text)
@@ -385,8 +407,25 @@ class Setting(db.Model):
 
 class AuditLog(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=now_local, index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     action: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str | None] = mapped_column(Text)
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class AssessmentAppeal(db.Model):
+    """申诉: a unit head's objection to their own row of a published month; admin resolves it."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assessment_id: Mapped[int] = mapped_column(
+        ForeignKey("assessment.id", ondelete="CASCADE"), index=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"), index=True)
+    note: Mapped[str] = mapped_column(Text)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+    unit: Mapped[Unit] = relationship()

@@ -120,11 +120,20 @@ def gcj02_to_bd09(lon, lat):
 
 def bd09_to_gcj02(lon, lat):
     """Convert Baidu's BD-09 to GCJ-02."""
-    x = np.asarray(lon, dtype=float) - 0.0065
-    y = np.asarray(lat, dtype=float) - 0.006
+    blon = np.asarray(lon, dtype=float)
+    blat = np.asarray(lat, dtype=float)
+    x = blon - 0.0065
+    y = blat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
-    return z * np.cos(theta), z * np.sin(theta)
+    glon, glat = z * np.cos(theta), z * np.sin(theta)
+    # Baidu's closed-form inverse is off by up to 2e-6° (~20 cm); refine it against the
+    # forward formula so BD-09 → WGS-84 → BD-09 round trips within 1e-9°.
+    for _ in range(3):
+        tlon, tlat = gcj02_to_bd09(glon, glat)
+        glon = glon - (tlon - blon)
+        glat = glat - (tlat - blat)
+    return glon, glat
 
 
 def bd09_to_wgs84(lon, lat):

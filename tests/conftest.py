@@ -95,10 +95,11 @@ def _empty_tables(app) -> None:
     with app.app_context():
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
         if db.engine.dialect.name == "postgresql":
-            db.session.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            quoted = ", ".join(f'"{name}"' for name in tables)  # "user" is a keyword
+            db.session.execute(text(f"TRUNCATE {quoted} RESTART IDENTITY CASCADE"))
         else:
             for name in tables:
-                db.session.execute(text(f"DELETE FROM {name}"))
+                db.session.execute(text(f'DELETE FROM "{name}"'))
         db.session.commit()
 
 
@@ -106,13 +107,14 @@ def _empty_tables(app) -> None:
 def app(_unit_database):
     """An app on an empty (migrated) database; each test starts from no rows."""
     from app import create_app
-    from app.services import grids
+    from app.services import grids, map_layers
 
     url, tmp = _unit_database
     app = create_app(_config(url, tmp))
     _fresh_user_per_request(app)
     _empty_tables(app)
     grids.clear_caches()
+    map_layers.clear_caches()
     with app.app_context():
         yield app
         from app.extensions import db
@@ -181,6 +183,18 @@ def factory(session):
     return Factory(session)
 
 
+_HASHES: dict[str, str] = {}
+
+
+def _password_hash(password: str) -> str:
+    """scrypt is slow on purpose; hash each test password once per run."""
+    if password not in _HASHES:
+        from app.auth import hash_password
+
+        _HASHES[password] = hash_password(password)
+    return _HASHES[password]
+
+
 class Factory:
     def __init__(self, session):
         self.session = session
@@ -194,11 +208,10 @@ class Factory:
         return unit
 
     def user(self, username: str, role: str, unit=None, password: str = "password123", **kw):
-        from app.auth import hash_password
         from app.models import User
 
         user = User(username=username, role=role, unit=unit,
-                    password_hash=hash_password(password), **kw)
+                    password_hash=_password_hash(password), **kw)
         self.session.add(user)
         self.session.flush()
         return user

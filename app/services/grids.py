@@ -10,7 +10,7 @@ import numpy as np
 from shapely.geometry import shape
 from sqlalchemy import select, update
 
-from app.models import Cell, GridLayer, Issue, Unit, utcnow
+from app.models import Cell, GridLayer, Issue, Unit, now_local
 from app.services.errors import NotFoundError, ValidationError
 
 # Grids are immutable once stored, so a locator per grid id can be cached per process
@@ -37,13 +37,16 @@ def store_grid(
     rows = []
     for record, geom in zip(cells.drop(columns=cells.geometry.name).to_dict("records"),
                             cells.geometry, strict=True):
+        # A unit_id column with gaps arrives as floats and NaN; PostgreSQL refuses both.
+        unit_id = record.get("unit_id")
+        unit_id = int(unit_id) if unit_id is not None and unit_id == unit_id else None
         cell = Cell(
             grid_id=grid.id,
             code=str(record["code"]),
             subdistrict_code=str(record.get("subdistrict_code") or "000"),
             community_code=str(record.get("community_code") or "000"),
             area_m2=float(record.get("area_m2") or 0.0),
-            unit_id=record.get("unit_id"),
+            unit_id=unit_id,
         )
         cell.set_geometry(geom)
         rows.append(cell)
@@ -118,7 +121,7 @@ def activate_grid(session, grid_id: int) -> dict:
         raise NotFoundError(msg)
     session.execute(update(GridLayer).values(is_active=False))
     grid.is_active = True
-    grid.activated_at = utcnow()
+    grid.activated_at = now_local()
     session.flush()
     issues = list(session.execute(select(Issue).where(Issue.lon.is_not(None))).scalars())
     if not issues:
@@ -159,5 +162,6 @@ def assign_cells(session, assignments: dict[str, str], *, grid_id: int | None = 
         raise ValidationError("；".join(errors[:20]))
     for code, unit_name in assignments.items():
         cells[code].unit_id = units[unit_name].id
+    grid.revision = (grid.revision or 1) + 1
     session.flush()
     return len(assignments)

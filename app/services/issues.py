@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
-from app.models import OPEN_STATUSES, SOURCES, Category, Issue, IssueEvent, Unit, User, utcnow
+from app.models import OPEN_STATUSES, SOURCES, Category, Issue, IssueEvent, Unit, User, now_local
 from app.services import access
 from app.services.categories import find_category
 from app.services.errors import ConflictError, ValidationError
@@ -179,7 +179,7 @@ def create_issue(
         category=clean["category"],
         address=(data.address or "").strip() or None,
         source=clean["source"],
-        found_at=data.found_at or utcnow(),
+        found_at=data.found_at or now_local(),
         external_ref=data.external_ref,
         created_by_id=user.id if user else None,
         status="reported",
@@ -286,7 +286,7 @@ def transition(session, user: User, issue_id: int, action: str, *, note: str | N
     if action == "verify_fail":
         issue.rework_count += 1
     if to_status == "closed":
-        issue.closed_at = at or utcnow()
+        issue.closed_at = at or now_local()
     elif action == "reopen":
         issue.closed_at = None
     add_event(session, issue, user, action, from_status, to_status, note=note, at=at)

@@ -102,6 +102,18 @@ def cells_fc(session, user: User, *, filters: IssueFilters | None = None) -> tup
     return _fc(features), (tuple(bounds) if features else None)
 
 
+def visible_bounds(session, user: User) -> tuple | None:
+    """Bounds of the cells the user may see (the whole grid for county-wide roles)."""
+    grid = active_grid(session)
+    if grid is None:
+        return None
+    stmt = access.scope_cells(
+        select(func.min(Cell.minx), func.min(Cell.miny), func.max(Cell.maxx), func.max(Cell.maxy))
+        .where(Cell.grid_id == grid.id), user)
+    row = session.execute(stmt).one()
+    return tuple(row) if row[0] is not None else None
+
+
 def issue_points(session, user: User, *, filters: IssueFilters | None = None,
                  limit: int = 5000) -> list[dict]:
     """Placed problems the user may see (open ones unless a status filter says otherwise)."""

@@ -181,6 +181,20 @@ def seed_demo(session, demo_dir: Path, *, county_code: str, log=print) -> dict:
     history = demo_dir / "history.json"
     n_history = load_history(session, history) if history.exists() else 0
     log(f"历史问题已载入: {n_history} 条")
+    workbook = demo_dir / "州级交叉检查反馈问题清单.xlsx"
+    if workbook.exists():
+        from app.services.importer import import_demo_workbook
+
+        summary = import_demo_workbook(session, workbook)
+        log(f"州级交叉检查反馈问题清单已导入: {summary.summary()}")
+    # The demo's evaluation calendar: the prefecture re-check next month, the province's
+    # unannounced visit in spring; the national date is not yet announced.
+    if session.get(Setting, "evaluation_calendar") is None:
+        session.add(Setting(key="evaluation_calendar", value={
+            "州级": {"date": "2026-12-18", "note": "州爱卫办复核"},
+            "省级": {"date": "2027-04-20", "note": "省级暗访评估"},
+            "国家级": {"date": None, "note": "待通知"},
+        }))
     session.add(Setting(key=SEED_KEY, value={"at": datetime.now().isoformat()}))
     session.flush()
     return {"seeded": True, "cells": grid.cell_count, "issues": n_history, "accounts": accounts}

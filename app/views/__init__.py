@@ -7,7 +7,7 @@ NAV = [
     ("issues.list_issues", "问题清单", "read"),
     ("issues.new_issue", "上报问题", "report"),
     ("issues.placement_queue", "待定位", "place"),
-    ("issues.import_form", "导入清单", "import"),
+    ("issue_import.import_form", "导入清单", "import"),
     ("patrols.plan", "巡查规划", "plan_patrol"),
     ("grids.list_grids", "网格管理", "manage_grid"),
     ("units.my_area", "责任片区", "read"),

@@ -8,21 +8,36 @@ from sqlalchemy import select
 
 from app.auth import hash_password, verify_password
 from app.extensions import db, limiter
-from app.models import AuditLog, User
+from app.models import User
 from app.services.accounts import validate_password
+from app.services.audit import record
 from app.services.errors import ValidationError
 
 bp = Blueprint("auth", __name__)
 
 
+LOCKOUT_MESSAGE = "登录尝试过于频繁，账号已暂时锁定，请稍后再试"
+
+
 def _audit(action: str, user: User | None, detail: str | None = None) -> None:
-    db.session.add(AuditLog(action=action, user_id=user.id if user else None, detail=detail,
-                            ip=request.remote_addr))
+    record(db.session, user, action, detail, request.remote_addr)
+
+
+def _submitted_username() -> str:
+    # A second limit keyed by the account, not the address: a brute force spread over many
+    # addresses against one account is slowed too. Only failed attempts count (below).
+    name = (request.form.get("username") or "").strip().lower()
+    return f"login-user:{name}"
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute;30 per hour", methods=["POST"],
-               error_message="登录尝试过于频繁，账号已暂时锁定，请稍后再试")
+@limiter.limit("10 per minute;30 per hour", methods=["POST"], error_message=LOCKOUT_MESSAGE)
+@limiter.limit("5 per minute;20 per hour", methods=["POST"], key_func=_submitted_username,
+               deduct_when=_failed, error_message=LOCKOUT_MESSAGE)
 def login():
     """Show the login form; sign the user in."""
     if request.method == "POST":

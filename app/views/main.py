@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from urllib.parse import urlencode
+
+from flask import Blueprint, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.maps import (
     add_area,
-    add_density_cells,
-    add_issue_markers,
     add_lines,
+    add_remote_density,
+    add_remote_issues,
     new_map,
     render_parts,
 )
-from app.services.map_data import IssueFilters, cells_fc, issue_points, layer_fc
+from app.services.map_data import IssueFilters, layer_fc, visible_bounds
 
 bp = Blueprint("main", __name__)
 
@@ -34,7 +36,7 @@ def filters_from_args(args) -> IssueFilters:
 def index():
     """Show the open-problem density map of what the user may see."""
     filters = filters_from_args(request.args)
-    cells, bounds = cells_fc(db.session, current_user, filters=filters)
+    bounds = visible_bounds(db.session, current_user)
     m = new_map(bounds=bounds)
     boundary = layer_fc(db.session, "boundary")
     if boundary:
@@ -42,13 +44,13 @@ def index():
     water = layer_fc(db.session, "water")
     if water:
         add_area(m, water, name="河流水系", colour="#4a90c2", fill="#a6cee3", weight=1)
-    add_density_cells(m, cells)
+    query = urlencode({k: v for k, v in request.args.items() if v})
+    suffix = f"?{query}" if query else ""
+    add_remote_density(m, cells_url=url_for("mapdata.cells"),
+                       counts_url=url_for("mapdata.counts") + suffix, fit=False)
     roads = layer_fc(db.session, "roads")
     if roads:
         add_lines(m, roads, name="道路", colour="#7a7a7a", weight=1.4)
-    issues = issue_points(db.session, current_user, filters=filters)
-    add_issue_markers(m, issues)
+    add_remote_issues(m, url=url_for("mapdata.issues") + suffix)
     parts = render_parts(m)
-    open_total = sum(f["properties"]["open"] for f in cells["features"])
-    return render_template("map.html", parts=parts, cell_count=len(cells["features"]),
-                           open_total=open_total, issue_count=len(issues), filters=filters)
+    return render_template("map.html", parts=parts, filters=filters)

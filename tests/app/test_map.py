@@ -15,23 +15,75 @@ def _town_with_issues(factory):
     return town
 
 
+def _layers(client, query: str = ""):
+    cells = client.get("/map/cells.geojson").get_json()
+    counts = client.get(f"/map/counts.json{query}").get_json()
+    issues = client.get(f"/map/issues.geojson{query}").get_json()
+    return cells, counts, issues
+
+
 def test_admin_sees_every_cell_coloured_by_density(client, factory):
     _town_with_issues(factory)
     login(client, "admin")
-    html = client.get("/").get_data(as_text=True)
-    assert "16</b> 个责任网格" in html
-    assert "4</b> 个未销号问题" in html
-    assert "西区问题0" in html and "东区问题" in html
+    assert client.get("/").status_code == 200
+    cells, counts, issues = _layers(client)
+    assert len(cells["features"]) == 16
+    assert counts["total"] == 4
+    by_code = {f["properties"]["i"]: f["properties"]["c"] for f in cells["features"]}
+    assert sorted(counts["counts"].values()) == [1, 3]
+    assert all(int(cell_id) in by_code for cell_id in counts["counts"])
+    assert {f["properties"]["d"] for f in issues["features"]} == {
+        "西区问题0", "西区问题1", "西区问题2", "东区问题"}
 
 
 def test_unit_head_sees_only_own_cells_and_problems(client, factory):
     _town_with_issues(factory)
     login(client, "east")
-    html = client.get("/").get_data(as_text=True)
-    assert "8</b> 个责任网格" in html
-    assert "东区问题" in html
-    assert "西区问题" not in html
-    assert "西区单位" not in html
+    cells, counts, issues = _layers(client)
+    assert len(cells["features"]) == 8
+    assert cells["units"] == ["东区单位"]
+    assert counts["total"] == 1
+    assert [f["properties"]["d"] for f in issues["features"]] == ["东区问题"]
+    # Filters naming the other unit reveal nothing either.
+    west_id = factory.session.execute(
+        __import__("sqlalchemy").text("select id from unit where name='西区单位'")).scalar()
+    _, counts, issues = _layers(client, f"?unit={west_id}")
+    assert counts["total"] == 0 and issues["features"] == []
+
+
+def test_counts_follow_filters_and_changes(client, factory, session):
+    from app.services.issues import transition
+
+    town = _town_with_issues(factory)
+    login(client, "admin")
+    _, counts, _ = _layers(client)
+    assert counts["total"] == 4
+    # A problem change must show at once: the cached counts are keyed by the newest event.
+    issue = factory.issue(town["users"]["inspector"], lon=west_point(3)[0], lat=west_point(3)[1])
+    transition(session, town["users"]["admin"], issue.id, "reject", note="不属实")
+    session.commit()
+    _, counts, _ = _layers(client)
+    assert counts["total"] == 4
+    _, counts, _ = _layers(client, "?status=rejected")
+    assert counts["total"] == 1
+
+
+def test_map_layers_are_gzip_compressed_and_cacheable(client, factory):
+    _town_with_issues(factory)
+    login(client, "admin")
+    response = client.get("/map/cells.geojson", headers={"Accept-Encoding": "gzip"})
+    assert response.headers["Content-Encoding"] == "gzip"
+    etag = response.headers["ETag"]
+    again = client.get("/map/cells.geojson", headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    plain = client.get("/map/cells.geojson").get_json()
+    coords = plain["features"][0]["geometry"]["coordinates"][0][0]
+    assert all(len(str(v).split(".")[-1]) <= 6 for v in coords)
+
+
+def test_map_layers_need_login(client):
+    for url in ("/map/cells.geojson", "/map/counts.json", "/map/issues.geojson"):
+        assert client.get(url).status_code in (302, 401)
 
 
 def test_map_page_names_no_outside_host(client, factory):

@@ -6,17 +6,11 @@ pytestmark = pytest.mark.browser
 
 
 def _cell_fills(page) -> list[str]:
-    # Folium draws on a canvas with prefer_canvas; read the fills from Leaflet's layers.
+    # Cells are drawn on a canvas; read each cell's fill from its Leaflet layer.
+    page.wait_for_function("window.SaniGrid && window.SaniGrid.cells")
     return page.evaluate(
-        """() => {
-        const fills = [];
-        for (const key of Object.keys(window)) {
-          const obj = window[key];
-          if (obj && obj instanceof L.GeoJSON) {
-            obj.eachLayer(l => { if (l.feature && 'open' in l.feature.properties)
-                                   fills.push(l.options.fillColor); });
-          }
-        }
+        """() => { const fills = [];
+        window.SaniGrid.cells.eachLayer(l => fills.push(l.options.fillColor));
         return fills; }"""
     )
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 9e3fb2cea3e5
+Revision ID: 5b9f46e7eb3a
 Revises: 
-Create Date: 2026-11-29 06:45:21.785203
+Create Date: 2026-11-29 07:06:39.584149
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '9e3fb2cea3e5'
+revision = '5b9f46e7eb3a'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -32,6 +32,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('activated_at', sa.DateTime(), nullable=True),
     sa.Column('cell_count', sa.Integer(), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_grid_layer'))
     )
     with op.batch_alter_table('grid_layer', schema=None) as batch_op:
@@ -246,10 +247,37 @@ def upgrade():
     sa.Column('legs', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('end', sa.JSON(), nullable=True),
+    sa.Column('return_to_start', sa.Boolean(), nullable=False),
+    sa.Column('selection', sa.JSON(), nullable=True),
+    sa.Column('batch', sa.String(length=40), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_patrol_created_by_id_user')),
     sa.ForeignKeyConstraint(['inspector_id'], ['user.id'], name=op.f('fk_patrol_inspector_id_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_patrol'))
     )
+    with op.batch_alter_table('patrol', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_patrol_batch'), ['batch'], unique=False)
+
+    op.create_table('assessment_appeal',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('assessment_id', sa.Integer(), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('resolved_at', sa.DateTime(), nullable=True),
+    sa.Column('resolved_by_id', sa.Integer(), nullable=True),
+    sa.Column('resolution', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['assessment_id'], ['assessment.id'], name=op.f('fk_assessment_appeal_assessment_id_assessment'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['created_by_id'], ['user.id'], name=op.f('fk_assessment_appeal_created_by_id_user')),
+    sa.ForeignKeyConstraint(['resolved_by_id'], ['user.id'], name=op.f('fk_assessment_appeal_resolved_by_id_user')),
+    sa.ForeignKeyConstraint(['unit_id'], ['unit.id'], name=op.f('fk_assessment_appeal_unit_id_unit')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_assessment_appeal'))
+    )
+    with op.batch_alter_table('assessment_appeal', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_assessment_appeal_assessment_id'), ['assessment_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_assessment_appeal_unit_id'), ['unit_id'], unique=False)
+
     op.create_table('issue_event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('issue_id', sa.Integer(), nullable=False),
@@ -277,7 +305,11 @@ def upgrade():
     sa.Column('label', sa.String(length=255), nullable=True),
     sa.Column('result', sa.String(length=20), nullable=True),
     sa.Column('remark', sa.Text(), nullable=True),
+    sa.Column('kind', sa.String(length=10), nullable=False),
+    sa.Column('info', sa.JSON(), nullable=True),
+    sa.Column('new_issue_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['issue_id'], ['issue.id'], name=op.f('fk_stop_issue_id_issue')),
+    sa.ForeignKeyConstraint(['new_issue_id'], ['issue.id'], name=op.f('fk_stop_new_issue_id_issue')),
     sa.ForeignKeyConstraint(['patrol_id'], ['patrol.id'], name=op.f('fk_stop_patrol_id_patrol'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_stop'))
     )
@@ -319,6 +351,14 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_issue_event_issue_id'))
 
     op.drop_table('issue_event')
+    with op.batch_alter_table('assessment_appeal', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_assessment_appeal_unit_id'))
+        batch_op.drop_index(batch_op.f('ix_assessment_appeal_assessment_id'))
+
+    op.drop_table('assessment_appeal')
+    with op.batch_alter_table('patrol', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_patrol_batch'))
+
     op.drop_table('patrol')
     with op.batch_alter_table('issue', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_issue_unit_id'))

@@ -1,0 +1,54 @@
+"""Problem commands: import an inspection feedback list from a spreadsheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+
+from app.cli import fail
+from app.extensions import db
+from app.services.errors import ServiceError
+from gis.errors import GisError
+
+
+@click.command("import-issues")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="校验并定位全部行，然后回滚，不写入数据库")
+@click.option("--skip-errors", is_flag=True, help="跳过有错误的行，只导入正确的行")
+@click.option(
+    "--source",
+    default="州级交叉检查",
+    show_default=True,
+    help="清单中没有「来源」列时使用的问题来源",
+)
+@with_appcontext
+def import_issues_command(file: str, dry_run: bool, skip_errors: bool, source: str) -> None:
+    """Import a feedback list (.xlsx/.xls/.csv); print a summary of what happened."""
+    from app.services.importer import import_file
+
+    path = Path(file)
+    if not path.is_file():
+        fail(f"文件不存在: {file}")
+    try:
+        _, result = import_file(
+            db.session, None, path, source=source, skip_errors=skip_errors, dry_run=dry_run
+        )
+    except (ServiceError, GisError) as exc:
+        db.session.rollback()
+        fail(str(exc))
+    if dry_run or result.aborted:
+        db.session.rollback()
+    else:
+        db.session.commit()
+    for row, reason in result.rejected:
+        click.echo(f"rejected 第{row}行: {reason.removeprefix(f'第{row}行: ')}")
+    if dry_run:
+        click.echo("试运行 (--dry-run): 已校验和定位，未写入数据库")
+    click.echo(result.summary())
+    if result.aborted:
+        fail(f"{len(result.rejected)} 行有错误，未导入任何问题 (加 --skip-errors 只导入正确的行)")
+
+
+commands = [import_issues_command]

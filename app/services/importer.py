@@ -1,0 +1,814 @@
+"""Spreadsheet intake: inspection feedback lists (.xlsx, .xls, .csv) → problems.
+
+Lists sent back by prefecture and province inspections are messy: a merged title row
+above the headers, blank rows, full-width digits, dates typed in four ways, deadlines
+written as "7个工作日" or "立行立改", coordinates from 高德 (GCJ-02) noted in 备注. This
+module finds the header row, maps the Chinese headers, validates every row and feeds the
+valid ones through the one intake service (``create_issue``) in one transaction.
+
+All-or-nothing by default: if any row is wrong nothing is written and the rows are
+listed; ``skip_errors`` imports the valid rows and reports the rejected ones. A row's
+``external_ref`` is a hash of its content, so importing the same list again (even
+re-saved) creates no duplicates.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import secrets
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.models import SOURCES, Issue, User
+from app.services.errors import NotFoundError, ValidationError
+from app.services.issues import IssueInput, check_in_county, create_issue, validate_input
+from app.services.workdays import WorkCalendar, load_calendar
+
+# Canonical field → (Chinese label, accepted headers). Order is the preview's order.
+FIELDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "seq": ("序号", ("序号", "编号", "no", "no.")),
+    "description": ("问题描述", ("问题描述", "存在问题", "问题", "问题内容")),
+    "address": ("问题地点", ("问题地点", "位置", "地点", "地址", "问题位置")),
+    "category": ("问题类别", ("问题类别", "类别", "问题类型", "分类")),
+    "unit": ("责任单位", ("责任单位", "整改单位", "责任部门")),
+    "found_at": ("发现时间", ("发现时间", "检查时间", "时间", "日期")),
+    "deadline": ("整改时限", ("整改时限", "时限", "整改期限")),
+    "lon": ("经度", ("经度", "lon", "lng", "longitude")),
+    "lat": ("纬度", ("纬度", "lat", "latitude")),
+    "source": ("来源", ("来源", "问题来源")),
+    "remark": ("备注", ("备注",)),
+    "coord_system": ("坐标系", ("坐标系", "坐标系统", "坐标类型")),
+}
+FIELD_LABELS = {key: label for key, (label, _) in FIELDS.items()}
+EXTENSIONS = (".xlsx", ".xlsm", ".xls", ".csv")
+HEADER_SCAN_ROWS = 10
+PREVIEW_ROWS = 10
+ERROR_COLUMN = "错误原因"
+INVALID_FILE = "不是有效的 Excel/CSV 文件"
+DEFAULT_SOURCE = "州级交叉检查"
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ZIP_MAGIC = b"PK\x03\x04"
+_IMMEDIATE = ("立行立改", "立即整改", "即知即改", "立即", "马上整改")
+_CN_DIGITS = "零〇一二两三四五六七八九十百"
+
+
+# ---------------------------------------------------------------------- reading files
+
+
+@dataclass
+class Sheet:
+    """One worksheet's raw cells: the header row found and the data rows below it."""
+
+    filename: str
+    headers: list[str]
+    header_row: int  # the spreadsheet's own 1-based row number
+    rows: list[tuple[int, list]]  # (spreadsheet row number, values by column)
+    mapping: dict[str, int]  # field → column index, as detected
+
+    @property
+    def unmapped(self) -> list[str]:
+        used = set(self.mapping.values())
+        return [h for i, h in enumerate(self.headers) if i not in used and h]
+
+
+def _text(value) -> str:
+    """Cell value as normalised text: NFKC folds full-width digits and punctuation."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return unicodedata.normalize("NFKC", str(value)).strip()
+
+
+def _header_key(value) -> str:
+    text = _text(value).lower()
+    # "经度(WGS84)", "问题描述*" and line breaks inside header cells are common.
+    text = re.sub(r"[(\[（【].*?[)\]）】]", "", text)
+    return re.sub(r"[\s*:：]", "", text)
+
+
+def match_header(value) -> str | None:
+    """Return the field a header cell names, or None."""
+    key = _header_key(value)
+    if not key:
+        return None
+    for name, (_, synonyms) in FIELDS.items():
+        if key in synonyms:
+            return name
+    # Longer forms such as "问题地点描述" or "整改时限要求": the longest synonym wins.
+    best = None
+    for name, (_, synonyms) in FIELDS.items():
+        for syn in synonyms:
+            # Only longer Chinese names by prefix: "no" must not claim "note", nor
+            # "问题" a title row such as "问题清单".
+            if syn.isascii() or len(syn) < 3 or len(key) > 12 or not key.startswith(syn):
+                continue
+            if best is None or len(syn) > best[1]:
+                best = (name, len(syn))
+    return best[0] if best else None
+
+
+def detect_mapping(headers: list) -> dict[str, int]:
+    """Map fields to column indexes; the first column naming a field keeps it."""
+    mapping: dict[str, int] = {}
+    for index, header in enumerate(headers):
+        name = match_header(header)
+        if name and name not in mapping:
+            mapping[name] = index
+    return mapping
+
+
+def _sniff(data: bytes, filename: str) -> str:
+    """Return "xlsx", "xls" or "csv" from the content; refuse anything else."""
+    suffix = Path(filename or "").suffix.lower()
+    if suffix not in EXTENSIONS:
+        msg = f"{INVALID_FILE}: {filename or '(无文件名)'} (只接受 .xlsx、.xls、.csv)"
+        raise ValidationError(msg)
+    if not data:
+        msg = f"{INVALID_FILE}: {filename} 是空文件"
+        raise ValidationError(msg)
+    if data.startswith(_ZIP_MAGIC):
+        return "xlsx"
+    if data.startswith(_OLE_MAGIC):
+        return "xls"
+    if suffix == ".csv" and b"\x00" not in data[:4096]:
+        return "csv"
+    msg = f"{INVALID_FILE}: {filename}"
+    raise ValidationError(msg)
+
+
+def _grid_xlsx(data: bytes, filename: str) -> list[list[list]]:
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(io.BytesIO(data), data_only=True)
+    except Exception:  # a zip that is not a workbook (docx, jar, broken file)
+        msg = f"{INVALID_FILE}: {filename}"
+        raise ValidationError(msg) from None
+    sheets = []
+    for ws in wb.worksheets:
+        grid = [list(row) for row in ws.iter_rows(values_only=True)]
+        merges = [(r.min_row, r.min_col, r.max_row, r.max_col) for r in ws.merged_cells.ranges]
+        sheets.append(_fill_merges(grid, merges))
+    return sheets
+
+
+def _grid_xls(data: bytes, filename: str) -> list[list[list]]:
+    import xlrd
+
+    try:
+        book = xlrd.open_workbook(file_contents=data, formatting_info=True)
+    except Exception:
+        try:
+            book = xlrd.open_workbook(file_contents=data)
+        except Exception:
+            msg = f"{INVALID_FILE}: {filename}"
+            raise ValidationError(msg) from None
+    sheets = []
+    for sh in book.sheets():
+        grid = []
+        for r in range(sh.nrows):
+            row = []
+            for c in range(sh.ncols):
+                cell = sh.cell(r, c)
+                if cell.ctype == xlrd.XL_CELL_DATE:
+                    row.append(xlrd.xldate_as_datetime(cell.value, book.datemode))
+                elif cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK):
+                    row.append(None)
+                else:
+                    row.append(cell.value)
+            grid.append(row)
+        # xlrd ranges are 0-based, end-exclusive.
+        merges = [(r0 + 1, c0 + 1, r1, c1) for r0, r1, c0, c1 in getattr(sh, "merged_cells", [])]
+        sheets.append(_fill_merges(grid, merges))
+    return sheets
+
+
+def _grid_csv(data: bytes, filename: str) -> list[list[list]]:
+    text = None
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    if text is None:
+        msg = f"{INVALID_FILE}: {filename} (无法识别文字编码，请另存为 UTF-8 或 GBK 编码的 CSV)"
+        raise ValidationError(msg)
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    return [[list(row) for row in csv.reader(io.StringIO(text), dialect)]]
+
+
+def _fill_merges(grid: list[list], merges: list[tuple[int, int, int, int]]) -> list[list]:
+    """Copy a vertically merged cell's value into every row it spans.
+
+    Lists merge 责任单位 or 发现时间 over several problems; each problem needs the value.
+    Merges within one row (titles, footnotes) are left alone.
+    """
+    for min_row, min_col, max_row, max_col in merges:
+        if max_row == min_row or min_row > len(grid):
+            continue
+        value = grid[min_row - 1][min_col - 1] if min_col - 1 < len(grid[min_row - 1]) else None
+        for r in range(min_row, min(max_row, len(grid)) + 1):
+            row = grid[r - 1]
+            for c in range(min_col, max_col + 1):
+                while len(row) < c:
+                    row.append(None)
+                row[c - 1] = value
+    return grid
+
+
+def _find_header(grid: list[list]) -> tuple[int, dict[str, int]] | None:
+    """Index of the row among the first ten naming the most known headers."""
+    best = None
+    for index, row in enumerate(grid[:HEADER_SCAN_ROWS]):
+        mapping = detect_mapping(row)
+        if mapping and (best is None or len(mapping) > len(best[1])):
+            best = (index, mapping)
+    return best
+
+
+def _synonyms(name: str) -> str:
+    return "/".join(FIELDS[name][1][:4])
+
+
+def load_sheet(data: bytes, filename: str) -> Sheet:
+    """Read a workbook or CSV and find its header row; raise naming what is wrong."""
+    kind = _sniff(data, filename)
+    reader = {"xlsx": _grid_xlsx, "xls": _grid_xls, "csv": _grid_csv}[kind]
+    grids = [g for g in reader(data, filename) if any(_text(v) for row in g for v in row)]
+    if not grids:
+        msg = f"文件 {filename} 中没有数据 (空工作簿)"
+        raise ValidationError(msg)
+    found = [(g, hit) for g in grids if (hit := _find_header(g)) and "description" in hit[1]]
+    if not found:
+        hit = _find_header(grids[0])
+        seen = [FIELD_LABELS[k] for k in (hit[1] if hit else {})]
+        msg = (
+            f"{filename}: 前 {HEADER_SCAN_ROWS} 行中找不到表头「问题描述」"
+            f"(可写作 {_synonyms('description')})"
+        )
+        if seen:
+            msg += f"；已识别的列: {'、'.join(seen)}"
+        raise ValidationError(msg)
+    grid, (index, mapping) = found[0]
+    width = max(len(r) for r in grid)
+    headers = [_text(v) for v in grid[index]] + [""] * (width - len(grid[index]))
+    header_keys = [_header_key(h) for h in headers]
+    rows = []
+    for offset, row in enumerate(grid[index + 1 :], start=index + 2):
+        row = list(row) + [None] * (width - len(row))
+        if [_header_key(v) for v in row] == header_keys:
+            continue  # a header row repeated further down (pasted lists)
+        rows.append((offset, row))
+    sheet = Sheet(
+        filename=filename, headers=headers, header_row=index + 1, rows=rows, mapping=mapping
+    )
+    check_mapping(sheet, mapping)
+    return sheet
+
+
+def check_mapping(sheet: Sheet, mapping: dict[str, int]) -> None:
+    """Refuse a mapping without a description or any place column, or out of range."""
+    for name, index in mapping.items():
+        if name not in FIELDS:
+            msg = f"未知字段: {name}"
+            raise ValidationError(msg)
+        if not 0 <= index < len(sheet.headers):
+            msg = f"「{FIELD_LABELS[name]}」对应的列 {index + 1} 不存在"
+            raise ValidationError(msg)
+    if "description" not in mapping:
+        msg = f"缺少必需的列「问题描述」(可写作 {_synonyms('description')})"
+        raise ValidationError(msg)
+    if "address" not in mapping and not {"lon", "lat"} <= mapping.keys():
+        msg = f"缺少必需的列「问题地点」(可写作 {_synonyms('address')})，或「经度」和「纬度」两列"
+        raise ValidationError(msg)
+
+
+def _read_bytes(path_or_bytes, filename: str | None) -> tuple[bytes, str]:
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        return bytes(path_or_bytes), filename or "upload"
+    path = Path(path_or_bytes)
+    return path.read_bytes(), filename or path.name
+
+
+def _records(sheet: Sheet, mapping: dict[str, int]) -> list[dict]:
+    records = []
+    for number, values in sheet.rows:
+        record = {name: values[index] for name, index in mapping.items()}
+        # A row with nothing but a serial number (or a footnote in its cell) is blank.
+        if not any(_text(v) for k, v in record.items() if k != "seq"):
+            continue
+        record["_row"] = number
+        records.append(record)
+    return records
+
+
+def read_table(
+    path_or_bytes, filename: str | None = None, *, mapping: dict[str, int] | None = None
+) -> list[dict]:
+    """Read a feedback list into one dict per non-empty row (fields + ``_row``)."""
+    data, filename = _read_bytes(path_or_bytes, filename)
+    sheet = load_sheet(data, filename)
+    if mapping is not None:
+        check_mapping(sheet, mapping)
+    return _records(sheet, mapping if mapping is not None else sheet.mapping)
+
+
+def preview_table(
+    path_or_bytes,
+    filename: str | None = None,
+    *,
+    mapping: dict[str, int] | None = None,
+    limit: int = PREVIEW_ROWS,
+) -> dict:
+    """Detected mapping, unmapped columns and the first rows, for the user to confirm."""
+    data, filename = _read_bytes(path_or_bytes, filename)
+    sheet = load_sheet(data, filename)
+    mapping = mapping if mapping is not None else sheet.mapping
+    check_mapping(sheet, mapping)
+    first = []
+    for number, values in sheet.rows:
+        if not any(_text(v) for v in values):
+            continue
+        first.append({"row": number, "values": [_display(v) for v in values]})
+        if len(first) >= limit:
+            break
+    records = _records(sheet, mapping)
+    return {
+        "filename": filename,
+        "header_row": sheet.header_row,
+        "headers": sheet.headers,
+        "mapping": mapping,
+        "columns": {index: name for name, index in mapping.items()},
+        "unmapped": [
+            h for i, h in enumerate(sheet.headers) if h and i not in set(mapping.values())
+        ],
+        "rows": first,
+        "total": len(records),
+    }
+
+
+def _display(value) -> str:
+    if isinstance(value, datetime):
+        return (
+            value.strftime("%Y-%m-%d")
+            if value.time() == datetime.min.time()
+            else (value.strftime("%Y-%m-%d %H:%M"))
+        )
+    if isinstance(value, date):
+        return value.isoformat()
+    return _text(value)
+
+
+# ---------------------------------------------------------------------- parsing values
+
+
+def parse_date(value, *, field_name: str, today: date | None = None) -> date | None:
+    """Parse the date forms lists use; raise naming the field and the value."""
+    if value is None or _text(value) == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # An Excel serial day number (CSV exports, cells formatted as 常规).
+        if 20_000 <= value <= 80_000:
+            return date(1899, 12, 30) + timedelta(days=int(value))
+        if 19_000_101 <= value <= 29_991_231:
+            value = str(int(value))
+    text = _text(value).replace(" ", "")
+    today = today or date.today()
+    try:
+        if m := re.fullmatch(r"(\d{4})[./\-年](\d{1,2})[./\-月](\d{1,2})日?(?:\D.*)?", text):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        if m := re.fullmatch(r"(\d{4})(\d{2})(\d{2})", text):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        if m := re.fullmatch(r"(\d{1,2})月(\d{1,2})日?(?:\D.*)?", text):
+            return date(today.year, int(m[1]), int(m[2]))
+    except ValueError:
+        pass  # 2026.13.40: fall through to the message naming it
+    msg = f"{field_name} 无法识别为日期: {_text(value)!r} (如 2026-10-28、2026年10月28日)"
+    raise ValidationError(msg)
+
+
+def _number(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    import cn2an
+
+    return int(cn2an.cn2an(text.replace("两", "二"), "smart"))
+
+
+def parse_deadline(value, found: date, calendar: WorkCalendar, *, field_name: str) -> date | None:
+    """整改时限 as a date: 立行立改, N个工作日, N日内, or a date (never before ``found``)."""
+    if value is None or _text(value) == "":
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1000:
+        return calendar.add_workdays(found, int(value))
+    text = _text(value).replace(" ", "")
+    if any(word in text for word in _IMMEDIATE):
+        return found
+    if re.fullmatch(r"\d{1,3}", text):
+        return calendar.add_workdays(found, int(text))
+    digits = rf"(\d+|[{_CN_DIGITS}]+)"
+    # "2026年11月15日" is a date, not "15日" of working days: dates are tried first.
+    looks_like_date = re.search(r"\d{4}[./\-年]|月", text)
+    if not looks_like_date and (m := re.search(digits + r"个?(?:工作日|工作天|日|天)", text)):
+        return calendar.add_workdays(found, _number(m[1]))
+    try:
+        deadline = parse_date(value, field_name=field_name)
+    except ValidationError:
+        msg = f"{field_name} 无法识别: {_text(value)!r} (可写 立行立改、7个工作日、7日内 或日期)"
+        raise ValidationError(msg) from None
+    if deadline < found:
+        msg = f"{field_name} {deadline.isoformat()} 早于发现时间 {found.isoformat()}"
+        raise ValidationError(msg)
+    return deadline
+
+
+def coord_system_of(record: dict) -> str:
+    """GCJ-02 / BD-09 when 坐标系 or 备注 says the point came from 高德/腾讯 or 百度."""
+    text = (_text(record.get("coord_system")) + " " + _text(record.get("remark"))).lower()
+    if "百度" in text or "bd" in text:
+        return "bd09"
+    if any(word in text for word in ("高德", "腾讯", "微信", "gcj", "火星")):
+        return "gcj02"
+    return "wgs84"
+
+
+def _seq_key(value) -> str:
+    return _text(value)
+
+
+def _norm_text(value) -> str:
+    return re.sub(r"\s+", "", _text(value))
+
+
+def row_ref(record: dict, found: date | None) -> str:
+    """The import key: the same row of the same list hashes alike even when re-saved."""
+    parts = [
+        _seq_key(record.get("seq")),
+        _norm_text(record.get("description")),
+        _norm_text(record.get("address")),
+        found.isoformat() if found else "",
+    ]
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return f"import:{digest}"
+
+
+# ---------------------------------------------------------------------- importing
+
+
+@dataclass
+class ImportResult:
+    """What happened to each row of one import."""
+
+    filename: str
+    total: int = 0
+    imported: int = 0
+    placed: int = 0
+    queued: int = 0
+    skipped: int = 0
+    valid: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    skipped_rows: list[tuple[int, str]] = field(default_factory=list)
+    issue_ids: list[int] = field(default_factory=list)
+    aborted: bool = False  # errors and no skip_errors: nothing was written
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        return (
+            f"imported={self.imported} placed={self.placed} queued={self.queued} "
+            f"rejected={len(self.rejected)} skipped={self.skipped}"
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "filename": self.filename,
+            "total": self.total,
+            "imported": self.imported,
+            "placed": self.placed,
+            "queued": self.queued,
+            "skipped": self.skipped,
+            "valid": self.valid,
+            "rejected": [list(r) for r in self.rejected],
+            "skipped_rows": [list(r) for r in self.skipped_rows],
+            "aborted": self.aborted,
+            "dry_run": self.dry_run,
+        }
+
+
+@dataclass
+class _Prepared:
+    row: int
+    ref: str
+    data: IssueInput
+
+
+def _prepare(
+    session, record: dict, *, source: str, calendar: WorkCalendar, filename: str
+) -> _Prepared:
+    """Turn one row into an IssueInput, raising ValidationError naming row and field."""
+    row = record["_row"]
+    where = f"第{row}行: "
+    found = parse_date(record.get("found_at"), field_name=f"{where}发现时间")
+    deadline = parse_deadline(
+        record.get("deadline"), found or date.today(), calendar, field_name=f"{where}整改时限"
+    )
+    lon, lat = record.get("lon"), record.get("lat")
+    remark = _text(record.get("remark"))
+    data = IssueInput(
+        description=str(record.get("description") or "").strip(),
+        category=_text(record.get("category")) or None,
+        address=str(record.get("address") or "").strip() or None,
+        lon=_text(lon) if isinstance(lon, str) else lon,
+        lat=_text(lat) if isinstance(lat, str) else lat,
+        coord_system=coord_system_of(record),
+        source=_text(record.get("source")) or source,
+        found_at=datetime.combine(found, datetime.min.time()) if found else None,
+        deadline=deadline,
+        unit_name=_text(record.get("unit")) or None,
+        external_ref=row_ref(record, found),
+        extra={"note": f"导入自 {filename} 第{row}行" + (f"；备注: {remark}" if remark else "")},
+    )
+    # The checks create_issue would make, run first so that no row is written when
+    # another row is wrong (all-or-nothing without savepoints).
+    clean = validate_input(session, data, where=where)
+    if clean["lon"] is not None:
+        check_in_county(session, clean["lon"], clean["lat"], field_name=f"{where}经纬度")
+    return _Prepared(row=row, ref=data.external_ref, data=data)
+
+
+def _existing_refs(session, refs: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(refs), 500):
+        chunk = refs[start : start + 500]
+        found |= set(
+            session.execute(
+                select(Issue.external_ref).where(Issue.external_ref.in_(chunk))
+            ).scalars()
+        )
+    return found
+
+
+def check_source(source: str | None) -> str:
+    """The list's default source; refuse names outside the source table."""
+    source = (source or DEFAULT_SOURCE).strip()
+    if source not in SOURCES:
+        msg = f"来源 无法识别: {source!r} (可选: {'、'.join(SOURCES)})"
+        raise ValidationError(msg)
+    return source
+
+
+def import_sheet(
+    session,
+    user: User | None,
+    sheet: Sheet,
+    *,
+    mapping: dict[str, int] | None = None,
+    source: str | None = DEFAULT_SOURCE,
+    skip_errors: bool = False,
+    geocoder=None,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Validate every row, then create the valid ones through ``create_issue``.
+
+    Writes happen only in the caller's transaction (flushed, never committed): the
+    caller commits, or rolls back for a dry run. When a row is wrong and ``skip_errors``
+    is false, nothing is written at all and ``aborted`` is set.
+    """
+    from app.services import access
+
+    if user is not None:
+        access.require(user, "import")
+    source = check_source(source)
+    mapping = mapping if mapping is not None else sheet.mapping
+    check_mapping(sheet, mapping)
+    records = _records(sheet, mapping)
+    result = ImportResult(filename=sheet.filename, total=len(records), dry_run=dry_run)
+    if not records:
+        msg = f"{sheet.filename}: 表头 (第{sheet.header_row}行) 下面没有问题记录"
+        raise ValidationError(msg)
+    calendar = load_calendar(session)
+    prepared: list[_Prepared] = []
+    for record in records:
+        try:
+            prepared.append(
+                _prepare(session, record, source=source, calendar=calendar, filename=sheet.filename)
+            )
+        except ValidationError as exc:
+            result.rejected.append((record["_row"], str(exc)))
+    existing = _existing_refs(session, [p.ref for p in prepared])
+    seen: dict[str, int] = {}
+    todo = []
+    for item in prepared:
+        if item.ref in existing:
+            result.skipped_rows.append((item.row, "已导入过 (跳过)"))
+        elif item.ref in seen:
+            result.skipped_rows.append((item.row, f"与第{seen[item.ref]}行重复 (跳过)"))
+        else:
+            seen[item.ref] = item.row
+            todo.append(item)
+    result.skipped = len(result.skipped_rows)
+    result.valid = len(todo)
+    if result.rejected and not skip_errors:
+        result.aborted = True
+        return result
+    if todo and geocoder is None:
+        from app.services.geocoding import geocoder_for
+
+        geocoder = geocoder_for(session)
+    for item in todo:
+        issue = create_issue(
+            session,
+            user,
+            item.data,
+            calendar=calendar,
+            geocoder=geocoder,
+            where=f"第{item.row}行: ",
+        )
+        result.imported += 1
+        if issue.needs_placement:
+            result.queued += 1
+        else:
+            result.placed += 1
+        result.issue_ids.append(issue.id)
+    session.flush()
+    return result
+
+
+def import_file(
+    session, user: User | None, path_or_bytes, filename: str | None = None, **options
+) -> tuple[Sheet, ImportResult]:
+    """Read a list from a path or bytes and import it (see ``import_sheet``)."""
+    data, filename = _read_bytes(path_or_bytes, filename)
+    sheet = load_sheet(data, filename)
+    return sheet, import_sheet(session, user, sheet, **options)
+
+
+def import_demo_workbook(session, path) -> ImportResult:
+    """Import the demo county's cross-inspection workbook as 州级交叉检查 (idempotent)."""
+    from app.models import User as UserModel
+
+    admin = session.execute(
+        select(UserModel).where(UserModel.role == "admin").order_by(UserModel.id)
+    ).scalar()
+    _, result = import_file(session, admin, Path(path), source="州级交叉检查", skip_errors=True)
+    return result
+
+
+def rejected_workbook(sheet: Sheet, result: ImportResult) -> bytes:
+    """The rejected rows with the list's own columns plus 错误原因, as .xlsx bytes."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    reasons = {row: reason for row, reason in result.rejected}
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "未导入的行"
+    headers = [h or f"列{i + 1}" for i, h in enumerate(sheet.headers)]
+    ws.append(["原行号", *headers, ERROR_COLUMN])
+    for cell in ws[1]:
+        cell.font = Font(bold=True)
+    for number, values in sheet.rows:
+        if number in reasons:
+            reason = reasons[number].removeprefix(f"第{number}行: ")
+            ws.append([number, *[_cell_value(v) for v in values], reason])
+    ws.column_dimensions["A"].width = 8
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+def _cell_value(value):
+    if isinstance(value, (int, float, datetime, date)) or value is None:
+        return value
+    return str(value)
+
+
+# ---------------------------------------------------------------------- upload storage
+# Between preview and import the upload is kept under a random name (never the user's
+# file name), with a small JSON beside it naming its owner.
+
+_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_TTL_S = 24 * 3600
+
+
+def _paths(directory: Path, token: str) -> tuple[Path, Path, Path]:
+    if not _TOKEN.match(token or ""):
+        msg = "导入任务不存在或已过期"
+        raise NotFoundError(msg)
+    return directory / f"{token}.bin", directory / f"{token}.json", directory / f"{token}.xlsx"
+
+
+def store_upload(directory: Path, user: User, data: bytes, filename: str) -> str:
+    """Check the file reads as a list, then keep it; return the token naming it."""
+    from app.services import access
+
+    access.require(user, "import")
+    load_sheet(data, filename)  # refuse before storing anything
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    purge_uploads(directory)
+    token = secrets.token_hex(16)
+    blob, meta, _ = _paths(directory, token)
+    blob.write_bytes(data)
+    meta.write_text(
+        json.dumps(
+            {"user_id": user.id, "filename": Path(filename).name, "at": time.time()},
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    return token
+
+
+def load_upload(directory: Path, user: User, token: str) -> dict:
+    """The stored upload's metadata (and bytes when still kept); 404 for another user."""
+    from app.services import access
+
+    access.require(user, "import")
+    blob, meta, _ = _paths(Path(directory), token)
+    if not meta.exists():
+        msg = "导入任务不存在或已过期，请重新上传"
+        raise NotFoundError(msg)
+    info = json.loads(meta.read_text(encoding="utf-8"))
+    if info.get("user_id") != user.id:
+        msg = "导入任务不存在或已过期"
+        raise NotFoundError(msg)
+    info["data"] = blob.read_bytes() if blob.exists() else None
+    return info
+
+
+def finish_upload(
+    directory: Path,
+    token: str,
+    result: ImportResult,
+    rejected_xlsx: bytes | None,
+    *,
+    keep_file: bool,
+) -> None:
+    """Record the result; delete the upload unless it may be imported again."""
+    blob, meta, rejected = _paths(Path(directory), token)
+    info = json.loads(meta.read_text(encoding="utf-8"))
+    info["result"] = result.to_dict()
+    meta.write_text(json.dumps(info, ensure_ascii=False), encoding="utf-8")
+    if rejected_xlsx:
+        rejected.write_bytes(rejected_xlsx)
+    if not keep_file:
+        blob.unlink(missing_ok=True)
+
+
+def rejected_file(directory: Path, user: User, token: str) -> tuple[bytes, str]:
+    """The rejected-rows workbook of an import the user ran."""
+    info = load_upload(directory, user, token)
+    _, _, rejected = _paths(Path(directory), token)
+    if not rejected.exists():
+        msg = "这次导入没有被拒绝的行"
+        raise NotFoundError(msg)
+    return rejected.read_bytes(), f"{Path(info['filename']).stem}_未导入的行.xlsx"
+
+
+def purge_uploads(directory: Path, *, older_than_s: float = UPLOAD_TTL_S) -> int:
+    """Delete abandoned uploads (previewed but never imported)."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in Path(directory).glob("*"):
+        if path.suffix in (".bin", ".json", ".xlsx") and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def parse_mapping_form(form, width: int) -> dict[str, int]:
+    """Mapping from the preview's selects (``col_<i>`` = field); refuse doubles."""
+    mapping: dict[str, int] = {}
+    for index in range(width):
+        name = (form.get(f"col_{index}") or "").strip()
+        if not name:
+            continue
+        if name not in FIELDS:
+            msg = f"第 {index + 1} 列: 未知字段 {name!r}"
+            raise ValidationError(msg)
+        if name in mapping:
+            msg = (
+                f"「{FIELD_LABELS[name]}」同时指定给了第 {mapping[name] + 1} 列和第 {index + 1} 列"
+            )
+            raise ValidationError(msg)
+        mapping[name] = index
+    return mapping

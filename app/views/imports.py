@@ -1,0 +1,130 @@
+"""Import inspection feedback lists: upload, confirm the column mapping, import, result."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from flask import (
+    Blueprint,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from app.extensions import db
+from app.models import SOURCES
+from app.services import importer
+from app.services.access import require
+from app.services.errors import ValidationError
+
+bp = Blueprint("issue_import", __name__, url_prefix="/issues/import")
+
+
+def _upload_dir() -> Path:
+    configured = current_app.config.get("IMPORT_UPLOAD_DIR")
+    return Path(configured or Path(current_app.config["INSTANCE_DIR"]) / "uploads")
+
+
+@bp.route("/", methods=["GET", "POST"])
+@login_required
+def import_form():
+    """Show the upload form; keep a valid upload and go to its preview."""
+    require(current_user, "import")
+    if request.method == "GET":
+        return render_template("imports/upload.html")
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return render_template("imports/upload.html", error="请选择要导入的文件"), 400
+    try:
+        token = importer.store_upload(_upload_dir(), current_user, upload.read(), upload.filename)
+    except ValidationError as exc:
+        return render_template("imports/upload.html", error=str(exc)), 400
+    return redirect(url_for("issue_import.preview", token=token))
+
+
+@bp.route("/<token>", methods=["GET", "POST"])
+@login_required
+def preview(token: str):
+    """Show the detected column mapping and first rows; import on confirmation."""
+    info = importer.load_upload(_upload_dir(), current_user, token)
+    if info["data"] is None:
+        return redirect(url_for("issue_import.result", token=token))
+    sheet = importer.load_sheet(info["data"], info["filename"])
+    mapping = None
+    error = None
+    if request.method == "POST":
+        try:
+            mapping = importer.parse_mapping_form(request.form, len(sheet.headers))
+            result = importer.import_sheet(
+                db.session,
+                current_user,
+                sheet,
+                mapping=mapping,
+                source=request.form.get("source"),
+                skip_errors=request.form.get("skip_errors") == "1",
+            )
+        except ValidationError as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            if result.aborted:
+                db.session.rollback()
+            else:
+                db.session.commit()
+            rejected = importer.rejected_workbook(sheet, result) if result.rejected else None
+            importer.finish_upload(_upload_dir(), token, result, rejected, keep_file=result.aborted)
+            return redirect(url_for("issue_import.result", token=token))
+    try:
+        view = importer.preview_table(info["data"], info["filename"], mapping=mapping)
+    except ValidationError as exc:
+        # The user's own mapping lacks a required column: show the detected one again.
+        error = error or str(exc)
+        view = importer.preview_table(info["data"], info["filename"])
+    status = 400 if error else 200
+    return render_template(
+        "imports/preview.html",
+        token=token,
+        view=view,
+        error=error,
+        fields=importer.FIELD_LABELS,
+        sources=SOURCES,
+        default_source=request.form.get("source") or importer.DEFAULT_SOURCE,
+        skip_errors=request.form.get("skip_errors") == "1",
+    ), status
+
+
+@bp.get("/<token>/result")
+@login_required
+def result(token: str):
+    """Show an import's summary and the rows it rejected."""
+    info = importer.load_upload(_upload_dir(), current_user, token)
+    if "result" not in info:
+        return redirect(url_for("issue_import.preview", token=token))
+    queue = "issues.placement_queue"
+    queue_url = url_for(queue) if queue in current_app.view_functions else None
+    return render_template(
+        "imports/result.html",
+        token=token,
+        info=info,
+        res=info["result"],
+        can_retry=info["data"] is not None,
+        queue_url=queue_url,
+    )
+
+
+@bp.get("/<token>/rejected.xlsx")
+@login_required
+def rejected(token: str):
+    """Download the rejected rows with an added 错误原因 column."""
+    data, name = importer.rejected_file(_upload_dir(), current_user, token)
+    return send_file(
+        io.BytesIO(data),
+        as_attachment=True,
+        download_name=name,
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )

@@ -1,0 +1,55 @@
+"""Map layers for the browser: compact, gzip-compressed, cached, scoped to the user."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, request
+from flask_login import current_user, login_required
+
+from app.extensions import db
+from app.services.grids import active_grid
+from app.services.map_layers import Payload, cells_payload, counts_payload, issues_payload
+from app.views.main import filters_from_args
+
+bp = Blueprint("mapdata", __name__, url_prefix="/map")
+
+
+def _send(payload: Payload, *, max_age: int) -> Response:
+    if request.if_none_match and payload.etag in request.if_none_match:
+        return Response(status=304, headers={"ETag": f'"{payload.etag}"'})
+    accept_gzip = "gzip" in (request.headers.get("Accept-Encoding") or "")
+    response = Response(payload.body(accept_gzip), mimetype="application/geo+json")
+    if accept_gzip:
+        response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding, Cookie, Authorization"
+    response.headers["ETag"] = f'"{payload.etag}"'
+    response.headers["Cache-Control"] = f"private, max-age={max_age}"
+    return response
+
+
+@bp.get("/cells.geojson")
+@login_required
+def cells():
+    """Return the active grid's cells the user may see."""
+    grid = active_grid(db.session)
+    if grid is None:
+        abort(404)
+    return _send(cells_payload(db.session, current_user, grid), max_age=3600)
+
+
+@bp.get("/counts.json")
+@login_required
+def counts():
+    """Return open-problem counts per visible cell under the map's filters."""
+    grid = active_grid(db.session)
+    if grid is None:
+        abort(404)
+    filters = filters_from_args(request.args)
+    return _send(counts_payload(db.session, current_user, grid, filters), max_age=0)
+
+
+@bp.get("/issues.geojson")
+@login_required
+def issues():
+    """Return the placed problems the user may see under the map's filters."""
+    filters = filters_from_args(request.args)
+    return _send(issues_payload(db.session, current_user, filters), max_age=0)

@@ -1,0 +1,152 @@
+"""Open311 GeoReport v2 (/open311/v2): services and service requests, JSON or XML."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+from flask import Blueprint, Response, abort, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from app.auth import user_from_bearer
+from app.errors import MESSAGES
+from app.extensions import csrf, db
+from app.services import open311 as service
+from app.services.errors import ServiceError
+from gis.errors import GisError
+
+bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
+# Token-authenticated (api_key or bearer), never by cookie, so CSRF does not apply.
+csrf.exempt(bp)
+
+FORMATS = ("json", "xml")
+# XML element names of each list, per the spec: <services><service>, ...
+XML_NAMES = {
+    "services": ("services", "service"),
+    "requests": ("service_requests", "request"),
+    "errors": ("errors", "error"),
+}
+
+
+def _token_user():
+    """Resolve the caller from a bearer header, an ``api_key`` parameter or Basic auth.
+
+    Open311 clients send ``api_key`` (the spec's name) on POST; many only know a base
+    URL for reads, so ``http://<token>:@host/open311/v2`` (Basic auth) works too.
+    """
+    header = request.headers.get("Authorization")
+    if header and header.lower().startswith("bearer "):
+        return user_from_bearer(header)
+    key = request.values.get("api_key")
+    if key:
+        return user_from_bearer(f"Bearer {key}")
+    basic = request.authorization
+    if basic is not None and basic.type == "basic":
+        # Either half may carry the token ("token:" or "anything:token").
+        for part in (basic.username, basic.password):
+            user = user_from_bearer(f"Bearer {part}") if part else None
+            if user is not None:
+                return user
+    return None
+
+
+def _to_xml(kind: str, rows: list[dict]) -> str:
+    outer, inner = XML_NAMES[kind]
+    root = ET.Element(outer)
+    for row in rows:
+        item = ET.SubElement(root, inner)
+        for key, value in row.items():
+            child = ET.SubElement(item, key)
+            if value is not None:
+                child.text = str(value).lower() if isinstance(value, bool) else str(value)
+    return '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(root, encoding="unicode")
+
+
+def _answer(kind: str, rows: list[dict], fmt: str, status: int = 200):
+    if fmt == "xml":
+        return Response(_to_xml(kind, rows), status=status, mimetype="text/xml")
+    response = jsonify(rows)
+    response.status_code = status
+    return response
+
+
+def _fmt(fmt: str) -> str:
+    if fmt not in FORMATS:
+        abort(404)
+    return fmt
+
+
+def _error(status: int, message: str):
+    fmt = (request.view_args or {}).get("fmt")
+    response = _answer(
+        "errors",
+        [{"code": status, "description": message}],
+        fmt if fmt in FORMATS else "json",
+        status,
+    )
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="sanigrid"'
+    return response
+
+
+@bp.before_request
+def _authenticate():
+    user = _token_user()
+    if user is None:
+        return _error(401, "缺少或无效的 api_key / API 令牌")
+    g.api_user = user
+    return None
+
+
+@bp.errorhandler(ServiceError)
+def _service_error(exc: ServiceError):
+    db.session.rollback()
+    return _error(exc.status, str(exc))
+
+
+@bp.errorhandler(GisError)
+def _gis_error(exc: GisError):
+    db.session.rollback()
+    return _error(400, str(exc))
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    return _error(exc.code or 500, MESSAGES.get(exc.code or 500, "请求有误"))
+
+
+def _base_url() -> str:
+    return request.host_url
+
+
+@bp.get("/services.<fmt>")
+def services(fmt: str):
+    """List the problem categories as Open311 services."""
+    return _answer("services", service.list_services(db.session), _fmt(fmt))
+
+
+@bp.get("/requests.<fmt>")
+def list_requests(fmt: str):
+    """List service requests (problems) the token's user may see."""
+    fmt = _fmt(fmt)
+    rows = service.list_requests(db.session, g.api_user, request.args, base_url=_base_url())
+    return _answer("requests", rows, fmt)
+
+
+@bp.get("/requests/<int:request_id>.<fmt>")
+def get_request(request_id: int, fmt: str):
+    """Show one service request (a one-item list, per the spec)."""
+    fmt = _fmt(fmt)
+    return _answer(
+        "requests",
+        service.get_request(db.session, g.api_user, request_id, base_url=_base_url()),
+        fmt,
+    )
+
+
+@bp.post("/requests.<fmt>")
+def create_request(fmt: str):
+    """Create a service request from form fields."""
+    fmt = _fmt(fmt)
+    rows = service.create_request(db.session, g.api_user, request.form)
+    db.session.commit()
+    return _answer("requests", rows, fmt, 201)
