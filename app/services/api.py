@@ -32,7 +32,7 @@ from app.models import (
 )
 from app.services import access, serializers
 from app.services.categories import find_category
-from app.services.errors import ValidationError
+from app.services.errors import ForbiddenError, ValidationError
 from app.services.grids import active_grid
 from app.services.issues import TRANSITIONS, IssueInput, create_issue, place_manually, transition
 
@@ -339,11 +339,15 @@ def create_issue_from_json(session, user: User, body: Any) -> tuple[int, dict]:
 
 def act_on_issue(session, user: User, issue_id: int, body: Any) -> dict:
     """Apply a workflow action; a stale ``version`` answers 409 and changes nothing."""
+    # Read access first: an invisible issue answers 404 whatever the body says; a role that
+    # can change nothing (leaders) gets 403 before its body is even looked at.
+    access.get_issue(session, user, issue_id)
+    if not any(access.may(user, perm) for _, _, perm in TRANSITIONS.values()):
+        msg = "没有权限执行此操作"
+        raise ForbiddenError(msg)
     if not isinstance(body, Mapping):
         msg = "请求体应为 JSON 对象"
         raise FieldError(msg)
-    # Read access first: an invisible issue answers 404 whatever the body says.
-    access.get_issue(session, user, issue_id)
     action = body.get("action")
     if not isinstance(action, str) or action not in TRANSITIONS:
         msg = f"字段 action 无效: {action!r} (可选 {', '.join(TRANSITIONS)})"

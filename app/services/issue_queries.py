@@ -194,6 +194,10 @@ def export_issues_xlsx(session, user: User, filters: IssueFilters) -> bytes:
         .scalars()
         .all()
     )
+    from app.services.audit import record
+
+    # Exports leave the system: who took which rows is kept in the audit log.
+    record(session, user, "export_issues", f"{len(rows)} 条, 筛选 {filters!r}"[:500])
     by_code = {c.code: c for c in session.execute(select(Category)).scalars()}
     today = date.today()
     wb = Workbook()

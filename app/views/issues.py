@@ -131,6 +131,7 @@ def export():
     """Download the filtered list as an Excel workbook."""
     filters = issue_queries.parse_filters(request.args)
     data = issue_queries.export_issues_xlsx(db.session, current_user, filters)
+    db.session.commit()  # the audit row
     import io
     from datetime import date
 

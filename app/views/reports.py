@@ -105,6 +105,10 @@ def export():
         for scope in assessment.SCOPES
     }
     body = report_excel.build_workbook(reports)
+    from app.services.audit import record
+
+    record(db.session, current_user, "export_report", f"{month} 考核通报", ip=request.remote_addr)
+    db.session.commit()
     from urllib.parse import quote
 
     name = quote(report_excel.workbook_filename(reports["unit"]))

@@ -1,0 +1,284 @@
+"""网格管理: grid versions, make/preview, upload with check, reports, assignment, layers."""
+
+from __future__ import annotations
+
+import io
+
+from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask_login import current_user, login_required
+
+from app.extensions import db
+from app.services import grid_admin as svc
+from app.services.access import may, require
+from app.services.errors import ServiceError
+from app.services.map_data import layer_fc
+from app.views import gridmaps
+from gis.errors import GisError
+
+bp = Blueprint("grids", __name__, url_prefix="/grids")
+
+
+@bp.context_processor
+def _permissions():
+    return {"may": lambda action: may(current_user, action)}
+
+
+def _download(data: bytes, mime: str, filename: str):
+    response = send_file(
+        io.BytesIO(data), mimetype=mime, as_attachment=True, download_name=filename, max_age=0
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _base_layers() -> dict:
+    return {
+        "boundary_fc": layer_fc(db.session, "boundary"),
+        "roads_fc": layer_fc(db.session, "roads"),
+    }
+
+
+@bp.get("/")
+@login_required
+def list_grids():
+    """List grid versions with their check state, activation and export links."""
+    svc.require_grid_reader(current_user)
+    return render_template(
+        "grids/list.html",
+        grids=svc.list_grids(db.session),
+        labels=svc.METHOD_LABELS,
+        formats=svc.FORMAT_LABELS,
+    )
+
+
+@bp.post("/<int:grid_id>/activate")
+@login_required
+def activate(grid_id: int):
+    """Activate a checked grid version; problems move to its cells."""
+    result = svc.activate(db.session, current_user, grid_id, ip=request.remote_addr)
+    db.session.commit()
+    flash(
+        f"网格图层 {grid_id} 已启用: {result['reassigned']} 个问题重新归属网格，"
+        f"{result['outside']} 个在网格外",
+        "ok",
+    )
+    return redirect(url_for("grids.list_grids"))
+
+
+@bp.get("/<int:grid_id>/export/<fmt>")
+@login_required
+def export_grid(grid_id: int, fmt: str):
+    """Download a grid version (a unit head gets their own cells only)."""
+    data, mime, filename = svc.export_grid(
+        db.session, current_user, grid_id, fmt, ip=request.remote_addr
+    )
+    db.session.commit()
+    return _download(data, mime, filename)
+
+
+@bp.get("/<int:grid_id>/report")
+@login_required
+def report(grid_id: int):
+    """Show the check report of a stored grid with the findings on a map."""
+    svc.require_grid_reader(current_user)
+    result = svc.grid_report(db.session, grid_id)
+    cells, bounds = svc.grid_cells_fc(db.session, current_user, grid_id)
+    parts = gridmaps.preview_map(cells, bounds, findings=result["findings"], **_base_layers())
+    return render_template(
+        "grids/report.html",
+        grid=result["grid"],
+        report=result,
+        parts=parts,
+        labels=svc.METHOD_LABELS,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def make_grid():
+    """Build a candidate grid, preview it on a map with its check, save it as a version."""
+    require(current_user, "manage_grid")
+    form = {
+        k: (request.form.get(k) or "").strip()
+        for k in ("method", "boundary", "target_area", "size", "resolution", "name")
+    }
+    form["method"] = form["method"] or "block"
+    context = {
+        "form": form,
+        "methods": svc.METHODS,
+        "labels": svc.METHOD_LABELS,
+        "boundaries": svc.boundary_choices(db.session),
+        "candidate": None,
+        "parts": None,
+        "error": None,
+    }
+    if request.method == "GET":
+        return render_template("grids/new.html", **context)
+    args = {
+        "boundary_name": form["boundary"] or None,
+        "target_area": form["target_area"],
+        "size": form["size"],
+        "resolution": form["resolution"],
+    }
+    try:
+        if request.form.get("action") == "save":
+            grid = svc.make_grid(
+                db.session, form["method"], **args, user=current_user, name=form["name"] or None
+            )
+            db.session.commit()
+            flash(f"已保存为新版本: 网格图层 {grid.id} ({grid.cell_count} 个网格，未启用)", "ok")
+            return redirect(url_for("grids.list_grids"))
+        candidate = svc.build_candidate(db.session, form["method"], **args)
+    except (ServiceError, GisError) as exc:
+        db.session.rollback()
+        context["error"] = str(exc)
+        return render_template("grids/new.html", **context), 400
+    cells, bounds = svc.candidate_fc(candidate)
+    context["candidate"] = candidate
+    context["parts"] = gridmaps.preview_map(
+        cells, bounds, findings=candidate.report["findings"], **_base_layers()
+    )
+    return render_template("grids/new.html", **context)
+
+
+@bp.route("/upload", methods=["GET", "POST"])
+@login_required
+def upload():
+    """Upload a grid file; store it as a new version only if it passes the check."""
+    require(current_user, "manage_grid")
+    if request.method == "GET":
+        return render_template("grids/upload.html", report=None, error=None, parts=None)
+    upload_file = request.files.get("file")
+    try:
+        grid = svc.import_grid_upload(
+            db.session,
+            current_user,
+            upload_file.read() if upload_file else b"",
+            upload_file.filename if upload_file else None,
+        )
+    except svc.GridCheckError as exc:
+        db.session.rollback()
+        return render_template(
+            "grids/upload.html",
+            report=exc.report,
+            error=str(exc),
+            parts=gridmaps.preview_map(
+                {"type": "FeatureCollection", "features": []},
+                _finding_bounds(exc.report),
+                findings=exc.report["findings"],
+                **_base_layers(),
+            ),
+        ), 400
+    except (ServiceError, GisError) as exc:
+        db.session.rollback()
+        return render_template("grids/upload.html", report=None, error=str(exc), parts=None), 400
+    db.session.commit()
+    flash(f"网格已通过检查并导入为网格图层 {grid.id} ({grid.cell_count} 个网格，未启用)", "ok")
+    return redirect(url_for("grids.report", grid_id=grid.id))
+
+
+def _finding_bounds(report: dict):
+    points = [f["location"] for f in report["findings"] if f.get("location")]
+    if not points:
+        return None
+    lons, lats = [p[0] for p in points], [p[1] for p in points]
+    pad = 0.002
+    return (min(lons) - pad, min(lats) - pad, max(lons) + pad, max(lats) + pad)
+
+
+@bp.get("/<int:grid_id>/assign")
+@login_required
+def assign(grid_id: int):
+    """Show the grid coloured by unit; pick cells on the map or upload a table."""
+    require(current_user, "manage_grid")
+    grid = svc.get_grid(db.session, grid_id)
+    cells, bounds = svc.grid_cells_fc(db.session, current_user, grid_id)
+    parts, layer_name = gridmaps.assign_map(cells, bounds, **_base_layers())
+    return render_template(
+        "grids/assign.html",
+        grid=grid,
+        parts=parts,
+        layer_name=layer_name,
+        units=svc.list_units(db.session, current_user),
+        error=None,
+    )
+
+
+@bp.post("/<int:grid_id>/assign")
+@login_required
+def assign_cells(grid_id: int):
+    """Assign the cells picked on the map to the chosen unit."""
+    count = svc.assign_selected(
+        db.session,
+        current_user,
+        grid_id,
+        request.form.get("codes", ""),
+        request.form.get("unit_id"),
+    )
+    db.session.commit()
+    flash(f"已分配 {count} 个网格", "ok")
+    return redirect(url_for("grids.assign", grid_id=grid_id))
+
+
+@bp.post("/<int:grid_id>/assign/table")
+@login_required
+def assign_table(grid_id: int):
+    """Assign cells from an uploaded CSV/XLSX of code,unit (all rows or none)."""
+    upload_file = request.files.get("file")
+    count = svc.assign_table_upload(
+        db.session,
+        current_user,
+        grid_id,
+        upload_file.read() if upload_file else b"",
+        upload_file.filename if upload_file else None,
+    )
+    db.session.commit()
+    flash(f"已按表格分配 {count} 个网格", "ok")
+    return redirect(url_for("grids.assign", grid_id=grid_id))
+
+
+@bp.route("/layers", methods=["GET", "POST"])
+@login_required
+def layers():
+    """List the county's layers with downloads; admins upload a new layer."""
+    svc.require_grid_reader(current_user)
+    error = None
+    if request.method == "POST":
+        require(current_user, "manage_grid")
+        upload_file = request.files.get("file")
+        try:
+            layer = svc.import_layer_upload(
+                db.session,
+                current_user,
+                upload_file.read() if upload_file else b"",
+                upload_file.filename if upload_file else None,
+                request.form.get("kind", ""),
+                request.form.get("crs") or None,
+            )
+        except (ServiceError, GisError) as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            db.session.commit()
+            flash(f"图层 {layer.id} ({svc.KIND_LABELS.get(layer.kind)}) 已导入", "ok")
+            return redirect(url_for("grids.layers"))
+    kinds = [k for k in svc.IMPORT_KINDS if k != "grid"]
+    return render_template(
+        "grids/layers.html",
+        layers=svc.list_layers(db.session),
+        formats=svc.FORMAT_LABELS,
+        kinds=kinds,
+        kind_labels=svc.KIND_LABELS,
+        error=error,
+    ), (400 if error else 200)
+
+
+@bp.get("/layers/<int:layer_id>/export/<fmt>")
+@login_required
+def export_layer(layer_id: int, fmt: str):
+    """Download a layer in one of the four formats."""
+    data, mime, filename = svc.export_layer(
+        db.session, current_user, layer_id, fmt, ip=request.remote_addr
+    )
+    db.session.commit()
+    return _download(data, mime, filename)
