@@ -69,11 +69,38 @@ class _LRU:
 
 _CELLS = _LRU(64)
 _COUNTS = _LRU(256)
+_PAGES = _LRU(256)
 
 
 def clear_caches() -> None:
     _CELLS.clear()
     _COUNTS.clear()
+    _PAGES.clear()
+
+
+def page_key(session, user: User, query: str) -> tuple:
+    """What the map page's HTML depends on: scope, grid version, base layers, filters.
+
+    The page itself carries no counts or problems (those are fetched), so it changes only
+    when a grid, an assignment or a base layer does.
+    """
+    from app.models import Layer
+    from app.services.grids import active_grid
+
+    grid = active_grid(session)
+    layers = tuple(session.execute(
+        select(Layer.id).where(Layer.active.is_(True)).order_by(Layer.id)).scalars())
+    grid_key = (grid.id, grid.created_at.isoformat(), grid.revision) if grid else None
+    return (scope_key(user), grid_key, layers, query)
+
+
+def cached_page(key: tuple, build):
+    """Return the rendered page parts for a key, building them once per process."""
+    parts = _PAGES.get(key)
+    if parts is None:
+        parts = build()
+        _PAGES.put(key, parts)
+    return parts
 
 
 def _pack(obj) -> Payload:
@@ -106,14 +133,19 @@ def cells_payload(session, user: User, grid: GridLayer) -> Payload:
     if len(geoms):
         geoms = shapely.set_precision(
             shapely.simplify(geoms, SIMPLIFY_DEG, preserve_topology=True), PRECISION_DEG)
-    features = [
-        {"type": "Feature", "properties": {"i": r[0], "c": r[1], "u": unit_index[r[2]]},
-         "geometry": json.loads(shapely.to_geojson(g))}
-        for r, g in zip(rows, geoms, strict=True)
-    ]
+    # The JSON text is assembled from shapely's vectorised writer: decoding and re-encoding
+    # 30,000 geometries through Python dicts took seconds on a cold worker.
+    geometry_texts = shapely.to_geojson(geoms) if len(geoms) else []
+    features = ",".join(
+        f'{{"type":"Feature","properties":{{"i":{r[0]},"c":{json.dumps(r[1])},'
+        f'"u":{unit_index[r[2]]}}},"geometry":{text}}}'
+        for r, text in zip(rows, geometry_texts, strict=True)
+    )
     bounds = shapely.total_bounds(geoms).round(6).tolist() if len(geoms) else None
-    payload = _pack({"type": "FeatureCollection", "grid": grid.id, "units": unit_names,
-                     "bbox": bounds, "features": features})
+    head = json.dumps({"type": "FeatureCollection", "grid": grid.id, "units": unit_names,
+                       "bbox": bounds}, ensure_ascii=False, separators=(",", ":"))
+    raw = (head[:-1] + ',"features":[' + features + "]}").encode()
+    payload = Payload(gzip.compress(raw, 6, mtime=0), hashlib.sha1(raw).hexdigest()[:20])
     _CELLS.put(key, payload)
     return payload
 

@@ -13,6 +13,7 @@ NAV = [
     ("units.my_area", "责任片区", "read"),
     ("reports.monthly", "考核通报", "read"),
     ("admin.users", "账号管理", "manage_users"),
+    ("tables.holidays", "基础表", "manage_users"),
 ]
 
 

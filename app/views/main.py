@@ -17,6 +17,7 @@ from app.maps import (
     render_parts,
 )
 from app.services.map_data import IssueFilters, layer_fc, visible_bounds
+from app.services.map_layers import cached_page, page_key
 
 bp = Blueprint("main", __name__)
 
@@ -31,11 +32,7 @@ def filters_from_args(args) -> IssueFilters:
     )
 
 
-@bp.get("/")
-@login_required
-def index():
-    """Show the open-problem density map of what the user may see."""
-    filters = filters_from_args(request.args)
+def _build_map(query: str):
     bounds = visible_bounds(db.session, current_user)
     m = new_map(bounds=bounds)
     boundary = layer_fc(db.session, "boundary")
@@ -44,7 +41,6 @@ def index():
     water = layer_fc(db.session, "water")
     if water:
         add_area(m, water, name="河流水系", colour="#4a90c2", fill="#a6cee3", weight=1)
-    query = urlencode({k: v for k, v in request.args.items() if v})
     suffix = f"?{query}" if query else ""
     add_remote_density(m, cells_url=url_for("mapdata.cells"),
                        counts_url=url_for("mapdata.counts") + suffix, fit=False)
@@ -52,5 +48,17 @@ def index():
     if roads:
         add_lines(m, roads, name="道路", colour="#7a7a7a", weight=1.4)
     add_remote_issues(m, url=url_for("mapdata.issues") + suffix)
-    parts = render_parts(m)
+    return render_parts(m)
+
+
+@bp.get("/")
+@login_required
+def index():
+    """Show the open-problem density map of what the user may see."""
+    filters = filters_from_args(request.args)
+    query = urlencode({k: v for k, v in request.args.items() if v})
+    # Folium rendering and the base layers cost ~100 ms; the page is the same for every
+    # user of a scope until a grid or layer changes, so it is built once per process.
+    key = page_key(db.session, current_user, query)
+    parts = cached_page(key, lambda: _build_map(query))
     return render_template("map.html", parts=parts, filters=filters)

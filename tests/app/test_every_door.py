@@ -197,6 +197,15 @@ RULES: dict[tuple[str, str], Expect] = {
     ("POST", "/admin/roster/<token>"): admin_only(),
     ("GET", "/admin/roster/<token>/passwords.xlsx"): admin_only(404),  # nothing imported yet
     ("GET", "/admin/audit"): admin_only(),
+    # ---- the admin's yearly tables: holiday calendar and geocoder aliases
+    ("GET", "/admin/tables/holidays"): admin_only(),
+    ("GET", "/admin/tables/holidays/<int:year>"): admin_only(args={"year": 2027}),
+    ("POST", "/admin/tables/holidays/import"): admin_only(400),  # no file
+    ("POST", "/admin/tables/holidays/import/confirm"): admin_only(400),  # no year, no rows
+    ("GET", "/admin/tables/aliases"): admin_only(),
+    ("POST", "/admin/tables/aliases"): admin_only(400),  # empty alias
+    ("POST", "/admin/tables/aliases/delete"): admin_only(404),  # no such alias
+    ("POST", "/admin/tables/aliases/import"): admin_only(400),  # no file
     # ---- JSON API (bearer tokens only)
     ("GET", "/api/v1/openapi.json"): api(200),
     ("GET", "/api/v1/issues"): api(),

@@ -1,0 +1,107 @@
+"""The admin's yearly tables: holidays (节假日) and geocoder aliases (地名别名)."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+
+from app.cli import fail
+from app.extensions import db
+
+
+def _read(file: str) -> tuple[bytes, str]:
+    path = Path(file)
+    if not path.is_file():
+        fail(f"文件不存在: {file}")
+    return path.read_bytes(), path.name
+
+
+def _import(func, *args, **kwargs):
+    """Run an all-or-nothing import; list every bad row, then exit with one line."""
+    from app.services.errors import ServiceError
+
+    try:
+        result = func(*args, **kwargs)
+    except ServiceError as exc:
+        db.session.rollback()
+        for error in getattr(exc, "errors", [])[5:]:
+            click.echo(error, err=True)  # the one-line reason names the first five
+        fail(str(exc))
+    db.session.commit()
+    return result
+
+
+@click.group("holidays")
+def holidays_group() -> None:
+    """Holiday and make-up workday table (节假日安排)."""
+
+
+@holidays_group.command("import")
+@click.argument("file")
+@click.option("--year", required=True, help="年份，如 2027 (整年替换)")
+@with_appcontext
+def holidays_import(file: str, year: str) -> None:
+    """Replace one year's holidays from a table (日期, 类型, 名称); all rows or none."""
+    from app.services import workdays
+
+    data, name = _read(file)
+    result = _import(workdays.import_holiday_file, db.session, None, data, name, year)
+    click.echo(
+        f"{result['year']} 年节假日已更新: 放假 {result['holidays']} 天, "
+        f"调休上班 {result['workdays']} 天"
+    )
+
+
+@holidays_group.command("list")
+@with_appcontext
+def holidays_list() -> None:
+    """List the years with a holiday table; warn of this year or next if missing."""
+    from app.services import workdays
+
+    overview = workdays.calendar_overview(db.session, None, today=date.today())
+    sources = {"chinese-calendar": "内置", "admin": "管理员录入"}
+    for row in overview["years"]:
+        source = sources.get(row["source"], row["source"]) if row["complete"] else "不完整"
+        click.echo(
+            f"{row['year']}  放假 {row['holidays']:>3} 天  调休上班 {row['workdays']:>2} 天  {source}"
+        )
+    for missing in overview["missing"]:
+        click.echo(f"警告: {missing['message']}")
+
+
+@click.group("aliases")
+def aliases_group() -> None:
+    """The geocoder's alias table (地名别名: 俗称 → 标准名称)."""
+
+
+@aliases_group.command("import")
+@click.argument("file")
+@click.option("--replace", is_flag=True, help="替换全部现有别名 (默认合并)")
+@with_appcontext
+def aliases_import(file: str, replace: bool) -> None:
+    """Merge aliases from a table (别名, 标准名称); all rows or none."""
+    from app.services import geocoding
+
+    data, name = _read(file)
+    result = _import(geocoding.import_aliases, db.session, None, data, name, replace=replace)
+    click.echo(
+        f"别名表已导入: 新增 {result['added']} 条, 修改 {result['changed']} 条, "
+        f"共 {result['total']} 条"
+    )
+
+
+@aliases_group.command("list")
+@with_appcontext
+def aliases_list() -> None:
+    """Print the alias table, one 别名<TAB>标准名称 a line."""
+    from app.services import geocoding
+
+    for row in geocoding.list_aliases(db.session, None):
+        note = "" if row["kind"] else "\t(图层中已无此名称)"
+        click.echo(f"{row['alias']}\t{row['canonical']}{note}")
+
+
+commands = [holidays_group, aliases_group]

@@ -1,0 +1,38 @@
+"""Gunicorn settings for SaniGrid: `gunicorn -c gunicorn.conf.py "app:create_app()"`.
+
+Everything comes from the environment (see docs/deploy.md); the defaults suit the
+county's 2-core server behind nginx on the same machine.
+"""
+
+import multiprocessing
+import os
+
+# nginx talks to us on the loopback only; never expose gunicorn directly.
+bind = os.environ.get("SANIGRID_BIND", "127.0.0.1:8000")
+# Workers are separate processes: nothing a request needs may live in one worker's memory
+# (sessions are signed cookies, rate-limit counters are in Redis, data in PostgreSQL).
+workers = int(os.environ.get("WEB_CONCURRENCY", min(4, multiprocessing.cpu_count() * 2)))
+# Threads let a worker overlap database waits; sync workers with 2 threads each.
+threads = int(os.environ.get("SANIGRID_THREADS", "2"))
+worker_class = "gthread" if threads > 1 else "sync"
+# A spreadsheet import or a 30,000-cell map build can take a while; a stuck worker is
+# killed and replaced after this many seconds.
+timeout = int(os.environ.get("SANIGRID_TIMEOUT", "120"))
+graceful_timeout = 30
+keepalive = 5
+# Recycle workers now and then so a slow leak never accumulates.
+max_requests = int(os.environ.get("SANIGRID_MAX_REQUESTS", "2000"))
+max_requests_jitter = 200
+# Photos up to 32 MB arrive through nginx, which buffers them; gunicorn sees whole bodies.
+limit_request_line = 8190
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+proxy_allow_ips = forwarded_allow_ips
+# Logs to stdout/stderr: systemd's journal keeps them (journalctl -u sanigrid).
+accesslog = os.environ.get("SANIGRID_ACCESS_LOG", "-")
+errorlog = os.environ.get("SANIGRID_ERROR_LOG", "-")
+loglevel = os.environ.get("SANIGRID_LOG_LEVEL", "info")
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
+# Each worker builds its own app (and database pool) after the fork: no connection is
+# ever shared between processes.
+preload_app = False
+proc_name = "sanigrid"
