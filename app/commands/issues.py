@@ -23,8 +23,16 @@ from gis.errors import GisError
     show_default=True,
     help="清单中没有「来源」列时使用的问题来源",
 )
+@click.option(
+    "--bulk/--per-row",
+    "bulk",
+    default=None,
+    help="强制使用批量路径 (--bulk) 或逐行路径 (--per-row)；默认超过 2000 行且有经纬度列时批量",
+)
 @with_appcontext
-def import_issues_command(file: str, dry_run: bool, skip_errors: bool, source: str) -> None:
+def import_issues_command(
+    file: str, dry_run: bool, skip_errors: bool, source: str, bulk: bool | None
+) -> None:
     """Import a feedback list (.xlsx/.xls/.csv); print a summary of what happened."""
     from app.services.importer import import_file
 
@@ -33,7 +41,13 @@ def import_issues_command(file: str, dry_run: bool, skip_errors: bool, source: s
         fail(f"文件不存在: {file}")
     try:
         _, result = import_file(
-            db.session, None, path, source=source, skip_errors=skip_errors, dry_run=dry_run
+            db.session,
+            None,
+            path,
+            source=source,
+            skip_errors=skip_errors,
+            dry_run=dry_run,
+            bulk=bulk,
         )
     except (ServiceError, GisError) as exc:
         db.session.rollback()

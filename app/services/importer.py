@@ -271,7 +271,7 @@ def load_sheet(data: bytes, filename: str) -> Sheet:
     rows = []
     for offset, row in enumerate(grid[index + 1 :], start=index + 2):
         row = list(row) + [None] * (width - len(row))
-        if [_header_key(v) for v in row] == header_keys:
+        if _is_header_repeat(row, header_keys):
             continue  # a header row repeated further down (pasted lists)
         rows.append((offset, row))
     sheet = Sheet(
@@ -279,6 +279,25 @@ def load_sheet(data: bytes, filename: str) -> Sheet:
     )
     check_mapping(sheet, mapping)
     return sheet
+
+
+def _is_header_repeat(row: list, header_keys: list[str]) -> bool:
+    """Whether a data row repeats the header; stops at the first differing cell, since
+    normalising every cell of a 100,000-row list would cost seconds."""
+    return len(row) == len(header_keys) and all(
+        _may_match(v, key) and _header_key(v) == key
+        for v, key in zip(row, header_keys, strict=True)
+    )
+
+
+def _may_match(value, key: str) -> bool:
+    """Cheap necessary test: ASCII cells (serial numbers, coordinates) keep an ASCII key,
+    so they cannot repeat a Chinese header; saves normalising them one by one."""
+    if not key or key.isascii():
+        return True
+    if isinstance(value, str):
+        return not value.isascii()
+    return not isinstance(value, (int, float))
 
 
 def check_mapping(sheet: Sheet, mapping: dict[str, int]) -> None:
@@ -585,12 +604,18 @@ def import_sheet(
     skip_errors: bool = False,
     geocoder=None,
     dry_run: bool = False,
+    bulk: bool | None = None,
+    bulk_threshold: int | None = None,
 ) -> ImportResult:
     """Validate every row, then create the valid ones through ``create_issue``.
 
     Writes happen only in the caller's transaction (flushed, never committed): the
     caller commits, or rolls back for a dry run. When a row is wrong and ``skip_errors``
     is false, nothing is written at all and ``aborted`` is set.
+
+    A list longer than ``bulk_threshold`` rows (default
+    ``bulk_import.BULK_THRESHOLD``) with coordinate columns takes the bulk path, which
+    stores the same result column by column; ``bulk`` forces (True) or forbids (False) it.
     """
     from app.services import access
 
@@ -604,6 +629,14 @@ def import_sheet(
     if not records:
         msg = f"{sheet.filename}: 表头 (第{sheet.header_row}行) 下面没有问题记录"
         raise ValidationError(msg)
+    from app.services import bulk_import
+
+    threshold = bulk_import.BULK_THRESHOLD if bulk_threshold is None else bulk_threshold
+    if bulk or (bulk is None and bulk_import.wants_bulk(records, mapping, threshold=threshold)):
+        return bulk_import.import_records_bulk(
+            session, user, records, filename=sheet.filename, source=source,
+            skip_errors=skip_errors, geocoder=geocoder, dry_run=dry_run,
+        )
     calendar = load_calendar(session)
     prepared: list[_Prepared] = []
     for record in records:
