@@ -36,3 +36,19 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
 # ever shared between processes.
 preload_app = False
 proc_name = "sanigrid"
+
+
+def post_worker_init(worker):
+    """Build each worker's cached map payloads and cell locator before it takes traffic.
+
+    A cold 30,000-cell payload takes seconds to build; without this the first map load
+    after every start or restart (max_requests recycles workers) would pay for it.
+    """
+    from app.services.map_layers import warm_caches
+
+    app = worker.wsgi
+    try:
+        with app.app_context():
+            warm_caches()
+    except Exception as exc:  # a warm-up must never keep a worker from serving
+        worker.log.warning("cache warm-up skipped: %s", exc)

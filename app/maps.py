@@ -16,14 +16,10 @@ from branca.element import Element, JavascriptLink, MacroElement
 from folium import plugins
 from jinja2 import Template
 
-LOCAL_JS = [
-    ("leaflet", "/vendor/leaflet/leaflet.js"),
-    ("jquery", "/vendor/jquery/jquery.min.js"),
-]
-LOCAL_CSS = [
-    ("leaflet_css", "/vendor/leaflet/leaflet.css"),
-    ("fontawesome_css", "/vendor/fontawesome/css/all.min.css"),
-]
+# Only what our maps use: no generated map script calls jQuery and no marker uses a
+# Font Awesome icon, so neither is loaded (both are still served under /vendor).
+LOCAL_JS = [("leaflet", "/vendor/leaflet/leaflet.js")]
+LOCAL_CSS = [("leaflet_css", "/vendor/leaflet/leaflet.css")]
 CLUSTER_JS = [("markerclusterjs", "/vendor/markercluster/leaflet.markercluster.js")]
 CLUSTER_CSS = [
     ("markerclustercss", "/vendor/markercluster/MarkerCluster.css"),

@@ -107,7 +107,7 @@ def _empty_tables(app) -> None:
 def app(_unit_database):
     """An app on an empty (migrated) database; each test starts from no rows."""
     from app import create_app
-    from app.services import grids, map_layers
+    from app.services import grids, map_layers, workdays
 
     url, tmp = _unit_database
     app = create_app(_config(url, tmp))
@@ -115,6 +115,7 @@ def app(_unit_database):
     _empty_tables(app)
     grids.clear_caches()
     map_layers.clear_caches()
+    workdays._CACHE.clear()  # ids and versions restart with every emptied database
     with app.app_context():
         yield app
         from app.extensions import db

@@ -78,6 +78,21 @@ def clear_caches() -> None:
     _PAGES.clear()
 
 
+def warm_caches() -> None:
+    """Build the county-wide cells payload and the grid's locator (worker start-up)."""
+    from app.extensions import db
+    from app.services.grids import active_grid, locator_for
+
+    session = db.session
+    grid = active_grid(session)
+    admin = session.execute(select(User).where(User.role == "admin").limit(1)).scalar()
+    if grid is None or admin is None:
+        return
+    cells_payload(session, admin, grid)
+    locator_for(session, grid.id)
+    db.session.remove()
+
+
 def page_key(session, user: User, query: str) -> tuple:
     """What the map page's HTML depends on: scope, grid version, base layers, filters.
 

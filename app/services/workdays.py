@@ -15,7 +15,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from app.models import CalendarYear, User, WorkdayOverride
+from app.models import CalendarYear, Setting, User, WorkdayOverride
 from app.services.access import require
 from app.services.errors import NotFoundError, ValidationError
 
@@ -87,16 +87,53 @@ def seed_calendar(session) -> int:
     added = sorted(years - have)
     for year in added:
         session.add(CalendarYear(year=year, source="chinese-calendar"))
+    _bump(session)
     session.flush()
     return len(added)
 
 
+_CACHE: dict[tuple, tuple[dict, frozenset]] = {}
+VERSION_KEY = "calendar_version"
+
+
+def _bump(session) -> None:
+    """Mark the stored calendar as changed (cached copies in every worker expire)."""
+    row = session.get(Setting, VERSION_KEY)
+    if row is None:
+        session.add(Setting(key=VERSION_KEY, value={"n": 1}))
+    else:
+        row.value = {"n": int(row.value.get("n", 0)) + 1}
+
+
 def load_calendar(session) -> WorkCalendar:
-    overrides = {
-        row.day: row.is_workday for row in session.execute(select(WorkdayOverride)).scalars()
-    }
-    years = {row.year for row in session.execute(select(CalendarYear)).scalars()}
-    return WorkCalendar(overrides=overrides, known_years=years)
+    """The calendar as stored; the table is read once per process until it changes.
+
+    Every intake computes a deadline, and reading ~700 rows each time was a large share of
+    a report's cost. Every write bumps a version (``_bump``), so the cached copy is
+    never stale in any worker.
+    """
+    from sqlalchemy import func
+
+    version = session.get(Setting, VERSION_KEY)
+    fingerprint = (
+        *session.execute(
+            select(func.count(WorkdayOverride.day), func.max(WorkdayOverride.day))
+        ).one(),
+        version.value.get("n") if version else 0,
+    )
+    cached = _CACHE.get(fingerprint)
+    if cached is None:
+        overrides = {
+            row.day: row.is_workday
+            for row in session.execute(select(WorkdayOverride)).scalars()
+        }
+        years = frozenset(row.year for row in session.execute(select(CalendarYear)).scalars())
+        cached = (overrides, years)
+        _CACHE.clear()
+        _CACHE[fingerprint] = cached
+    overrides, years = cached
+    # A fresh calendar per caller: its warnings are per request.
+    return WorkCalendar(overrides=overrides, known_years=set(years))
 
 
 def set_year(
@@ -117,6 +154,7 @@ def set_year(
         session.add(CalendarYear(year=year, source=source))
     else:
         known.source = source
+    _bump(session)
     session.flush()
 
 

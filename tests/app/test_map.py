@@ -110,3 +110,14 @@ def test_security_headers(client):
     csp = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "frame-ancestors" in csp and "http" not in csp
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_worker_warm_up_builds_the_county_payload(client, factory):
+    from app.services import map_layers
+
+    _town_with_issues(factory)
+    map_layers.warm_caches()
+    assert len(map_layers._CELLS.items) == 1
+    login(client, "leader")  # a county-wide scope: served from the warmed entry
+    assert len(client.get("/map/cells.geojson").get_json()["features"]) == 16
+    assert len(map_layers._CELLS.items) == 1
