@@ -19,7 +19,9 @@ worker_class = "gthread" if threads > 1 else "sync"
 # killed and replaced after this many seconds.
 timeout = int(os.environ.get("SANIGRID_TIMEOUT", "120"))
 graceful_timeout = 30
-keepalive = 5
+# Longer than a person pauses between clicks (and than nginx's upstream keep-alive): a
+# client reusing a connection the server has just closed gets a reset instead of an answer.
+keepalive = int(os.environ.get("SANIGRID_KEEPALIVE", "65"))
 # Recycle workers now and then so a slow leak never accumulates.
 max_requests = int(os.environ.get("SANIGRID_MAX_REQUESTS", "2000"))
 max_requests_jitter = 200
@@ -50,5 +52,17 @@ def post_worker_init(worker):
     try:
         with app.app_context():
             warm_caches()
+        with app.test_request_context("/"):
+            # The home page's Folium HTML for county-wide roles (built once per worker).
+            from sqlalchemy import select
+
+            from app.extensions import db
+            from app.models import User
+            from app.views.main import warm_home_map
+
+            admin = db.session.execute(
+                select(User).where(User.role == "admin").limit(1)).scalar()
+            if admin is not None:
+                warm_home_map(admin)
     except Exception as exc:  # a warm-up must never keep a worker from serving
         worker.log.warning("cache warm-up skipped: %s", exc)

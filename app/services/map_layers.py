@@ -90,6 +90,7 @@ def warm_caches() -> None:
         return
     cells_payload(session, admin, grid)
     locator_for(session, grid.id)
+    counts_payload(session, admin, grid, IssueFilters())
     db.session.remove()
 
 

@@ -32,8 +32,9 @@ def filters_from_args(args) -> IssueFilters:
     )
 
 
-def _build_map(query: str):
-    bounds = visible_bounds(db.session, current_user)
+def build_home_map(user, query: str = ""):
+    """Render the home map's parts for a user's scope (also used to warm the cache)."""
+    bounds = visible_bounds(db.session, user)
     m = new_map(bounds=bounds)
     boundary = layer_fc(db.session, "boundary")
     if boundary:
@@ -60,5 +61,11 @@ def index():
     # Folium rendering and the base layers cost ~100 ms; the page is the same for every
     # user of a scope until a grid or layer changes, so it is built once per process.
     key = page_key(db.session, current_user, query)
-    parts = cached_page(key, lambda: _build_map(query))
+    parts = cached_page(key, lambda: build_home_map(current_user, query))
     return render_template("map.html", parts=parts, filters=filters)
+
+
+def warm_home_map(user) -> None:
+    """Build the cached home page for a county-wide user (worker start-up)."""
+    key = page_key(db.session, user, "")
+    cached_page(key, lambda: build_home_map(user, ""))

@@ -121,3 +121,19 @@ def test_worker_warm_up_builds_the_county_payload(client, factory):
     login(client, "leader")  # a county-wide scope: served from the warmed entry
     assert len(client.get("/map/cells.geojson").get_json()["features"]) == 16
     assert len(map_layers._CELLS.items) == 1
+
+
+def test_home_page_is_warmed_for_county_wide_roles(app, client, factory):
+    from app.services import map_layers
+    from app.views.main import warm_home_map
+
+    town = _town_with_issues(factory)
+    with app.test_request_context("/"):
+        warm_home_map(town["users"]["admin"])
+    assert len(map_layers._PAGES.items) == 1
+    login(client, "inspector")
+    assert client.get("/").status_code == 200
+    assert len(map_layers._PAGES.items) == 1  # served from the warmed page
+    login(client, "east")
+    assert client.get("/").status_code == 200
+    assert len(map_layers._PAGES.items) == 2  # a unit head's scope is its own page
