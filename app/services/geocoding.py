@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import unicodedata
 
@@ -211,28 +210,10 @@ def delete_alias(session, user: User | None, alias: str, *, ip: str | None = Non
 
 def read_alias_table(data: bytes, filename: str) -> list[dict]:
     """Parse an alias table (.xlsx/.xls/.csv; columns 别名, 标准名称) into numbered rows."""
-    from app.services.importer import _display, _grid_csv, _grid_xls, _grid_xlsx, _sniff
+    from app.services.importer import read_named_columns
 
-    kind = _sniff(data, filename)
-    grids = {"xlsx": _grid_xlsx, "xls": _grid_xls, "csv": _grid_csv}[kind](data, filename)
-    for grid in grids:
-        for index, row in enumerate(grid[:10]):
-            keys = [re.sub(r"[\s*:：]", "", _display(v)).lower() for v in row]
-            columns: dict[str, int] = {}
-            for fieldname, names in ALIAS_COLUMNS.items():
-                for col, key in enumerate(keys):
-                    if key in names and fieldname not in columns:
-                        columns[fieldname] = col
-            if {"alias", "canonical"} <= columns.keys():
-                rows = []
-                for number, values in enumerate(grid[index + 1:], start=index + 2):
-                    cells = {f: _display(values[c]) if c < len(values) else ""
-                             for f, c in columns.items()}
-                    if any(cells.values()):
-                        rows.append({"row": number, **cells})
-                return rows
-    msg = f"{filename}: 找不到表头 (需要列: 别名、标准名称)"
-    raise ValidationError(msg)
+    return read_named_columns(data, filename, ALIAS_COLUMNS, required={"alias", "canonical"},
+                              label="别名、标准名称")
 
 
 def import_aliases(session, user: User | None, data: bytes, filename: str, *,

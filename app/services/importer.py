@@ -845,3 +845,34 @@ def parse_mapping_form(form, width: int) -> dict[str, int]:
             raise ValidationError(msg)
         mapping[name] = index
     return mapping
+
+
+def read_named_columns(data: bytes, filename: str, columns: dict[str, set[str]], *,
+                       required: set[str], label: str) -> list[dict]:
+    """Read a small admin table (holidays, aliases, ...) whose columns are found by header.
+
+    ``columns`` maps a field to the header spellings it may have (compared without spaces
+    and colons, lower-case); the header row is looked for in the first 10 rows of each
+    sheet. Returns ``{"row": spreadsheet row number, field: text, ...}`` for every
+    non-empty row; raises ValidationError naming ``label`` when no header is found.
+    """
+    kind = _sniff(data, filename)
+    grids = {"xlsx": _grid_xlsx, "xls": _grid_xls, "csv": _grid_csv}[kind](data, filename)
+    for grid in grids:
+        for index, row in enumerate(grid[:10]):
+            keys = [re.sub(r"[\s*:：]", "", _display(v)).lower() for v in row]
+            found: dict[str, int] = {}
+            for fieldname, names in columns.items():
+                for col, key in enumerate(keys):
+                    if key in names and fieldname not in found:
+                        found[fieldname] = col
+            if required <= found.keys():
+                rows = []
+                for number, values in enumerate(grid[index + 1:], start=index + 2):
+                    cells = {f: _display(values[c]) if c < len(values) else ""
+                             for f, c in found.items()}
+                    if any(cells.values()):
+                        rows.append({"row": number, **cells})
+                return rows
+    msg = f"{filename}: 找不到表头 (需要列: {label})"
+    raise ValidationError(msg)

@@ -8,7 +8,6 @@ caller gets a warning to show.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -211,31 +210,12 @@ def _admin(user: User | None) -> None:
 
 def read_holiday_table(data: bytes, filename: str) -> list[dict]:
     """Parse a holiday table (.xlsx/.xls/.csv) into rows of text with their row numbers."""
-    from app.services.importer import _display, _grid_csv, _grid_xls, _grid_xlsx, _sniff
+    from app.services.importer import read_named_columns
 
-    kind = _sniff(data, filename)
-    grids = {"xlsx": _grid_xlsx, "xls": _grid_xls, "csv": _grid_csv}[kind](data, filename)
-    for grid in grids:
-        for index, row in enumerate(grid[:10]):
-            keys = [re.sub(r"[\s*:：]", "", _display(v)).lower() for v in row]
-            columns: dict[str, int] = {}
-            for fieldname, names in HOLIDAY_COLUMNS.items():
-                for col, key in enumerate(keys):
-                    if key in names and fieldname not in columns:
-                        columns[fieldname] = col
-            if {"date", "type"} <= columns.keys():
-                rows = []
-                for number, values in enumerate(grid[index + 1:], start=index + 2):
-                    cells = {
-                        f: _display(values[c]) if c < len(values) else ""
-                        for f, c in columns.items()
-                    }
-                    if any(cells.values()):
-                        rows.append({"row": number, "date": cells["date"],
-                                     "type": cells["type"], "name": cells.get("name", "")})
-                return rows
-    msg = f"{filename}: 找不到表头 (需要列: 日期、类型、名称)"
-    raise ValidationError(msg)
+    rows = read_named_columns(data, filename, HOLIDAY_COLUMNS, required={"date", "type"},
+                              label="日期、类型、名称")
+    return [{"row": r["row"], "date": r["date"], "type": r["type"], "name": r.get("name", "")}
+            for r in rows]
 
 
 def check_holiday_rows(rows: list[dict], year: int) -> tuple[list[dict], list[str]]:

@@ -17,7 +17,8 @@ csrf.exempt(bp)
 PUBLIC_ENDPOINTS = {"api.openapi"}
 
 
-def _error(status: int, message: str, **extra):
+def api_error(status: int, message: str, **extra):
+    """A JSON error body; 401 also names the expected scheme."""
     response = jsonify({"error": message, "status": status, **extra})
     response.status_code = status
     if status == 401:
@@ -26,21 +27,23 @@ def _error(status: int, message: str, **extra):
 
 
 @bp.before_request
-def _authenticate():
+def authenticate():
+    """Require a bearer token (never a cookie) on every endpoint but the public ones."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return None
     user = user_from_bearer(request.headers.get("Authorization"))
     if user is None:
-        return _error(401, "缺少或无效的 API 令牌 (Authorization: Bearer <token>)")
+        return api_error(401, "缺少或无效的 API 令牌 (Authorization: Bearer <token>)")
     g.api_user = user
     return None
 
 
 @bp.errorhandler(ServiceError)
-def _service_error(exc: ServiceError):
+def service_error(exc: ServiceError):
+    """Map a service error to the API's JSON error shape (naming the field if known)."""
     db.session.rollback()
     field = getattr(exc, "field", None)
-    return _error(exc.status, str(exc), **({"field": field} if field else {}))
+    return api_error(exc.status, str(exc), **({"field": field} if field else {}))
 
 
 def _json_body():

@@ -4,38 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request, url_for
 
-from app.auth import user_from_bearer
 from app.extensions import csrf, db
 from app.services import patrols as service
 from app.services.errors import ServiceError
+from app.views.api import api_error, authenticate, service_error
 
 bp = Blueprint("patrol_api", __name__, url_prefix="/api/v1")
 # Bearer tokens only, never cookies: a cross-site form cannot carry the token, so no CSRF.
 csrf.exempt(bp)
 
 
-def _error(status: int, message: str, **extra):
-    response = jsonify({"error": message, "status": status, **extra})
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="sanigrid"'
-    return response
-
-
-@bp.before_request
-def _authenticate():
-    user = user_from_bearer(request.headers.get("Authorization"))
-    if user is None:
-        return _error(401, "缺少或无效的 API 令牌 (Authorization: Bearer <token>)")
-    g.api_user = user
-    return None
-
-
-@bp.errorhandler(ServiceError)
-def _service_error(exc: ServiceError):
-    db.session.rollback()
-    field = getattr(exc, "field", None)
-    return _error(exc.status, str(exc), **({"field": field} if field else {}))
+# The same bearer-token check and JSON error shape as the rest of /api/v1.
+bp.before_request(authenticate)
+bp.register_error_handler(ServiceError, service_error)
 
 
 @bp.post("/patrols")
@@ -46,7 +27,7 @@ def create_patrol():
     else:
         body = request.get_json(force=True, silent=True)
         if body is None:
-            return _error(400, "请求体不是有效的 JSON")
+            return api_error(400, "请求体不是有效的 JSON")
     patrol = service.plan_from_json(db.session, g.api_user, body)
     db.session.commit()
     data = service.patrol_summary(patrol)
