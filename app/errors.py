@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 
 from flask import Flask, jsonify, render_template, request
+from markupsafe import escape
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
@@ -42,7 +43,22 @@ def render_error(status: int, message: str | None = None):
     message = message or MESSAGES.get(status, "出错了")
     if wants_json():
         return jsonify({"error": message, "status": status}), status
-    return render_template("error.html", status=status, message=message), status
+    try:
+        return render_template("error.html", status=status, message=message), status
+    except Exception:  # noqa: BLE001 - the page itself needs the database (user, menu)
+        # When the database is down the full page cannot be drawn; a plain page still
+        # tells the user what happened, in Chinese, without a stack trace.
+        db.session.rollback()
+        return PLAIN_ERROR.format(status=status, message=escape(message)), status
+
+
+PLAIN_ERROR = (
+    '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "<title>{status}</title></head><body style=\"font-family:sans-serif;text-align:center;"
+    'padding:60px 20px"><h1 style="color:#b71c1c">{status}</h1><p>{message}</p>'
+    '<p><a href="/">返回首页</a></p></body></html>'
+)
 
 
 def register(app: Flask) -> None:

@@ -270,3 +270,19 @@ def test_other_os_errors_are_not_called_a_full_disk(client, town, session, app, 
     assert "磁盘空间不足" not in response.get_data(as_text=True)
     assert _count(session, Issue) == 0
     assert photo_files(app.config["PHOTO_DIR"]) == []
+
+
+def test_database_gone_while_signed_in_still_gives_a_chinese_page(client, town):
+    """The full error page needs the database (the user, the menu); when every statement
+    fails, a plain page in Chinese is shown instead of the server's bare 500."""
+    login(client, "admin")
+    hook = _DatabaseGone("SELECT")
+    event.listen(db.engine, "before_cursor_execute", hook)
+    try:
+        response = client.get("/issues/")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", hook)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "数据库暂时不可用" in body
+    assert "Traceback" not in body and "Internal Server Error" not in body
