@@ -825,6 +825,32 @@ def list_units(session, user: User) -> list[Unit]:
     return list(session.execute(access.scope_units(select(Unit).order_by(Unit.id), user)).scalars())
 
 
+def units_overview(session, user: User) -> list[dict]:
+    """Every visible unit with its cells, area and open problems in the active grid."""
+    from app.models import OPEN_STATUSES, Cell, Issue
+    from app.services.grids import active_grid
+
+    grid = active_grid(session)
+    cells: dict[int, tuple[int, float]] = {}
+    if grid is not None:
+        cells = {
+            unit_id: (n, area)
+            for unit_id, n, area in session.execute(
+                select(Cell.unit_id, func.count(), func.sum(Cell.area_m2))
+                .where(Cell.grid_id == grid.id).group_by(Cell.unit_id))
+        }
+    open_counts = dict(session.execute(
+        access.scope_issues(select(Issue.unit_id, func.count())
+                            .where(Issue.status.in_(OPEN_STATUSES)), user)
+        .group_by(Issue.unit_id)).all())
+    rows = []
+    for unit in list_units(session, user):
+        n, area = cells.get(unit.id, (0, 0.0))
+        rows.append({"unit": unit, "cells": n, "area_km2": (area or 0.0) / 1e6,
+                     "open": open_counts.get(unit.id, 0)})
+    return rows
+
+
 def grid_cells_fc(session, user: User, grid_id: int) -> tuple[dict, tuple | None]:
     """A grid's visible cells as GeoJSON (code, unit) with their bounds."""
     gdf = grid_cells_gdf(session, user, grid_id)

@@ -27,9 +27,9 @@ def my_area():
         unit_id = request.args.get("unit", type=int)
     if unit_id:
         return redirect(url_for("units.area", unit_id=unit_id))
-    return render_template(
-        "units/area.html", area=None, parts=None, units=svc.list_units(db.session, current_user)
-    )
+    overview = svc.units_overview(db.session, current_user)
+    return render_template("units/area.html", area=None, parts=None,
+                           units=[row["unit"] for row in overview], overview=overview)
 
 
 @bp.get("/<int:unit_id>")

@@ -132,3 +132,16 @@ def test_demo_unit_area(demo_client):
     assert unit.contact in html
     other = db.session.execute(select(Unit).where(Unit.id != unit.id)).scalars().first()
     assert demo_client.get(f"/units/{other.id}").status_code == 404
+
+
+def test_county_staff_see_every_unit_with_its_figures(client, factory):
+    from tests.conftest import east_point
+
+    town = factory.town()
+    factory.issue(town["users"]["inspector"], lon=east_point(0)[0], lat=east_point(0)[1])
+    login(client, "leader")
+    html = client.get("/units/").get_data(as_text=True)
+    assert "西区单位" in html and "东区单位" in html
+    # Each unit holds 8 cells of 10,000 m² (0.080 km²); the east unit has the open problem.
+    assert html.count("<td>8</td>") == 2 and "0.080" in html
+    assert "<td>1</td>" in html
