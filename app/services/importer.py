@@ -209,7 +209,12 @@ def _grid_csv(data: bytes, filename: str) -> list[list[list]]:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    return [[list(row) for row in csv.reader(io.StringIO(text), dialect)]]
+    try:
+        # newline="" hands line ends to the csv module, which knows quoted ones.
+        return [[list(row) for row in csv.reader(io.StringIO(text, newline=""), dialect)]]
+    except csv.Error as exc:
+        msg = f"{INVALID_FILE}: {filename} (CSV 格式有误: {exc})"
+        raise ValidationError(msg) from None
 
 
 def _fill_merges(grid: list[list], merges: list[tuple[int, int, int, int]]) -> list[list]:

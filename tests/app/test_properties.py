@@ -3,6 +3,7 @@ the address parser, coordinate conversion and the spreadsheet importer."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 
@@ -328,3 +329,13 @@ def test_import_is_all_or_nothing(app, session, town, rows, kind):
     finally:
         session.rollback()
     assert _issues(session) == 0
+
+
+@pytest.mark.parametrize("data", [b"\r", b"a\rb\n", b'"x\ry"\r\nz', b"\x00\r\n\r"])
+def test_stray_carriage_returns_in_a_csv_are_not_a_crash(data):
+    from app.services.errors import ServiceError
+    from app.services.importer import read_table
+
+    # A clear refusal is fine; a csv.Error escaping is not.
+    with contextlib.suppress(ServiceError):
+        read_table(data, "x.csv")
