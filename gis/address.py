@@ -242,7 +242,8 @@ def normalize_address(text: str, *, strip_prefixes: Sequence[str] = ()) -> str:
     text = text.replace("路路口", "路交叉口")
     text = re.sub(r"(?<=[路街道])口", "交叉口", text)
     text = text.replace("交叉交叉口", "交叉口")
-    text = text.replace("()", "")
+    while "()" in text:  # "(())" leaves "()" after one pass
+        text = text.replace("()", "")
     return _strip_prefixes(text, strip_prefixes)
 
 

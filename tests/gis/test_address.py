@@ -153,3 +153,9 @@ def test_normalize_and_parse_never_raise_and_are_idempotent(text: str) -> None:
         parsed.number,
         parsed.poi,
     )
+
+
+def test_nested_empty_brackets_normalise_in_one_pass():
+    # Found by hypothesis: "(())" once left "()", so normalising twice changed it again.
+    assert normalize_address("人民路(())") == normalize_address(normalize_address("人民路(())"))
+    assert "(" not in normalize_address("人民路(())")
