@@ -31,8 +31,10 @@ import time
 import uuid
 from pathlib import Path
 
-import psycopg
 import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _pg import drop_database, flask, make_database  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -49,31 +51,6 @@ PAINT_JS = """() => new Promise(resolve => {
   };
   tick();
 })"""
-
-
-def make_database(server: str, name: str) -> str:
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"{server}/{name}"
-
-
-def drop_database(server: str, name: str) -> None:
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def flask(env: dict, *args: str) -> str:
-    proc = subprocess.run(
-        [str(VENV_BIN / "flask"), "--app", "app", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        sys.exit(f"flask {' '.join(args)} failed:\n{proc.stderr}")
-    return proc.stdout
 
 
 def build_county(url: str, *, side: int, n_issues: int, seed: int = 7) -> dict:
