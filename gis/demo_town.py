@@ -528,9 +528,8 @@ _ESTATES = (
     "南山小区",
 )
 _VILLAGES = ("下寨村", "上寨村", "大寨村", "小河边村", "新寨村", "坝心村", "箐口村", "岩脚村")
-_OFFICES = (
-    "云岭县人民政府",
-    "县人民代表大会常务委员会",
+# The county departments (县直部门) that answer for communities (包保) and have offices.
+_DEPARTMENTS = (
     _UNIT_ZJ,
     _UNIT_ZF,
     _UNIT_SJ,
@@ -543,6 +542,11 @@ _OFFICES = (
     _UNIT_SWJ,
     _UNIT_WL,
     _UNIT_ZR,
+)
+_OFFICES = (
+    "云岭县人民政府",
+    "县人民代表大会常务委员会",
+    *_DEPARTMENTS,
     "县疾病预防控制中心",
     "县人民法院",
     "县税务局",
@@ -1349,20 +1353,7 @@ def _build_units(rng: np.random.Generator, communities: list[dict]) -> list[dict
         return ";".join(c["code"] for c in cats if c["functional_unit"] == unit)
 
     codes = [f"{c['subdistrict_code']}-{c['code']}" for c in communities]
-    departments = (
-        _UNIT_ZJ,
-        _UNIT_ZF,
-        _UNIT_SJ,
-        _UNIT_WJ,
-        _UNIT_JY,
-        _UNIT_JT,
-        _UNIT_HB,
-        _UNIT_GA,
-        _UNIT_SW,
-        _UNIT_SWJ,
-        _UNIT_WL,
-        _UNIT_ZR,
-    )
+    departments = _DEPARTMENTS
     # 包保: each county department answers for one or two communities, round the list.
     order = list(codes)
     rng.shuffle(order)
