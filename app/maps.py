@@ -77,30 +77,11 @@ def density_colormap() -> StepColormap:
 
 
 def density_colour(count: int) -> str:
+    """The fill for a cell with ``count`` open problems (the legend's classes)."""
     for upper, colour in zip(DENSITY_BINS[1:], DENSITY_COLOURS, strict=True):
         if count < upper:
             return colour
     return DENSITY_COLOURS[-1]
-
-
-def add_density_cells(m: folium.Map, cells_fc: dict, *, name: str = "责任网格 (问题密度)") -> None:
-    """Cells as a GeoJSON layer filled by each feature's ``open`` count."""
-    if not cells_fc["features"]:
-        return
-    def style(feature):
-        count = feature["properties"].get("open", 0)
-        return {"fillColor": density_colour(count), "color": "#555555", "weight": 0.6,
-                "fillOpacity": 0.65}
-
-    folium.GeoJson(
-        cells_fc, name=name, style_function=style,
-        highlight_function=lambda f: {"weight": 2.5, "color": "#000000"},
-        tooltip=folium.GeoJsonTooltip(fields=["code", "unit", "open"],
-                                      aliases=["网格编码", "责任单位", "未销号问题"]),
-        smooth_factor=0.5,
-    ).add_to(m)
-    cmap = density_colormap()
-    cmap.add_to(m)
 
 
 def add_lines(m: folium.Map, fc: dict, *, name: str, colour: str = "#888888",
@@ -121,35 +102,6 @@ def add_area(m: folium.Map, fc: dict, *, name: str, colour: str, fill: str | Non
             "fill": fill is not None and "Polygon" in f["geometry"]["type"],
             "fillOpacity": 0.5 if fill else 0},
     ).add_to(m)
-
-
-def add_issue_markers(m: folium.Map, issues: list[dict], *, name: str = "问题点位") -> None:
-    """Clustered circle markers, one per placed problem, coloured by status."""
-    if not issues:
-        return
-    cluster = plugins.MarkerCluster(name=name, options={"maxClusterRadius": 40})
-    cluster.default_js = list(CLUSTER_JS)
-    cluster.default_css = list(CLUSTER_CSS)
-    for issue in issues:
-        colour = STATUS_COLOURS.get(issue["status"], "#333333")
-        popup = folium.Popup(
-            f"<b>#{issue['id']} {issue['status_label']}</b><br>{_esc(issue['category'])}"
-            f"<br>{_esc(issue['description'])}<br>{_esc(issue['address'] or '')}"
-            f"<br><a href='/issues/{issue['id']}' target='_top'>查看详情</a>",
-            max_width=280,
-        )
-        folium.CircleMarker(
-            [issue["lat"], issue["lon"]], radius=6, color="#ffffff", weight=1.5,
-            fill=True, fill_color=colour, fill_opacity=0.95, popup=popup,
-            tooltip=f"#{issue['id']} {_esc(issue['description'][:20])}",
-        ).add_to(cluster)
-    cluster.add_to(m)
-
-
-def _esc(text: str | None) -> str:
-    from markupsafe import escape
-
-    return str(escape(text or ""))
 
 
 class MapScript(MacroElement):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from app.models import OPEN_STATUSES, STATUS_LABELS, Cell, Feature, Issue, Unit, User
+from app.models import OPEN_STATUSES, Cell, Feature, Issue, Unit, User
 from app.services import access
 from app.services.grids import active_grid
 from app.services.layers import active_layer
@@ -112,20 +112,3 @@ def visible_bounds(session, user: User) -> tuple | None:
         .where(Cell.grid_id == grid.id), user)
     row = session.execute(stmt).one()
     return tuple(row) if row[0] is not None else None
-
-
-def issue_points(session, user: User, *, filters: IssueFilters | None = None,
-                 limit: int = 5000) -> list[dict]:
-    """Placed problems the user may see (open ones unless a status filter says otherwise)."""
-    filters = filters or IssueFilters()
-    stmt = select(Issue).where(Issue.lon.is_not(None))
-    if not filters.status:
-        stmt = stmt.where(Issue.status.in_(OPEN_STATUSES))
-    stmt = filters.apply(access.scope_issues(stmt, user)).order_by(Issue.id.desc()).limit(limit)
-    return [
-        {"id": i.id, "lon": i.lon, "lat": i.lat, "status": i.status,
-         "status_label": STATUS_LABELS.get(i.status, i.status),
-         "category": i.category.name if i.category else "未分类",
-         "description": i.description, "address": i.address}
-        for i in session.execute(stmt).scalars()
-    ]

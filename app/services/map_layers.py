@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from app.models import OPEN_STATUSES, Cell, GridLayer, Issue, IssueEvent, Unit, User
 from app.services import access
-from app.services.map_data import IssueFilters
+from app.services.map_data import IssueFilters, open_counts
 
 # Cells are drawn at town scale; 0.5 m simplification and 1e-6° (~0.1 m) rounding are
 # invisible at any zoom a user draws, and halve the bytes.
@@ -173,11 +173,8 @@ def counts_payload(session, user: User, grid: GridLayer, filters: IssueFilters) 
     cached = _COUNTS.get(key)
     if cached is not None:
         return cached
-    stmt = select(Issue.cell_id, func.count()).where(Issue.cell_id.is_not(None))
-    if not filters.status:
-        stmt = stmt.where(Issue.status.in_(OPEN_STATUSES))
-    stmt = filters.apply(access.scope_issues(stmt, user)).group_by(Issue.cell_id)
-    counts = {str(cell_id): n for cell_id, n in session.execute(stmt).all()}
+    # One definition of "open problems per cell" for the map, OGC and patrol planning.
+    counts = {str(cell_id): n for cell_id, n in open_counts(session, user, grid.id, filters).items()}
     payload = _pack({"counts": counts, "total": sum(counts.values()), "version": version})
     _COUNTS.put(key, payload)
     return payload

@@ -23,7 +23,7 @@ from app.services import access
 from app.services import patrol_pdf as pdf_service
 from app.services import patrols as service
 from app.services.errors import ServiceError, ValidationError
-from app.services.map_data import cells_fc, layer_fc
+from app.services.map_data import layer_fc, visible_bounds
 
 bp = Blueprint("patrols", __name__, url_prefix="/patrols")
 
@@ -53,7 +53,7 @@ def _plan_map(bounds) -> object:
 
 
 def _plan_context(form=None):
-    _, bounds = cells_fc(db.session, current_user)
+    bounds = visible_bounds(db.session, current_user)
     office = service.default_start(db.session)
     return {
         "form": form or {},
