@@ -205,6 +205,25 @@ class Cell(GeometryMixin, db.Model):
     unit: Mapped[Unit | None] = relationship()
 
 
+class Zone(db.Model):
+    """片区 or 社区 of one grid version: the community slot (3 digits) of its cells' codes.
+
+    A provisional zone stands in for a community where none is mapped; it is cut along major
+    roads and water and replaced when real communities are imported and the grid rebuilt.
+    """
+
+    __table_args__ = (UniqueConstraint("grid_id", "subdistrict_code", "community_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grid_layer.id", ondelete="CASCADE"), index=True)
+    subdistrict_code: Mapped[str] = mapped_column(String(3))
+    community_code: Mapped[str] = mapped_column(String(3))
+    name: Mapped[str] = mapped_column(String(120))
+    subdistrict_name: Mapped[str | None] = mapped_column(String(120))
+    provisional: Mapped[bool] = mapped_column(Boolean, default=False)
+    cell_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class Category(db.Model):
     """问题类别 from the national sanitary county standard."""
 
@@ -223,6 +242,45 @@ class Category(db.Model):
     @property
     def label(self) -> str:
         return f"{self.code} {self.name}"
+
+
+class CategoryAlias(db.Model):
+    """A way inspectors write a category (环境卫生, 四害, 三小 ...), editable by the office."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alias: Mapped[str] = mapped_column(String(60), unique=True)
+    category_code: Mapped[str] = mapped_column(String(10))
+    # True for rows an office typed or edited: init-db never overwrites them.
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UnitAlias(db.Model):
+    """Another name of a unit as lists write it (县住建局 = 县住房和城乡建设局)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alias: Mapped[str] = mapped_column(String(120), unique=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
+
+    unit: Mapped[Unit] = relationship()
+
+
+class Batch(db.Model):
+    """反馈批次: one list sent back by an inspection, with its problems and re-check."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(30))
+    received_on: Mapped[date | None] = mapped_column(Date)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    # Fingerprint of the file, so importing the same workbook again finds its batch.
+    file_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    # Counts of the import (placed, queued, by unit_source ...) and of the last 复核.
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    recheck: Mapped[dict | None] = mapped_column(JSON)
+
+    issues: Mapped[list[Issue]] = relationship(back_populates="batch")
 
 
 class Issue(db.Model):
@@ -260,8 +318,29 @@ class Issue(db.Model):
     external_ref: Mapped[str | None] = mapped_column(String(120), unique=True)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
     version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    # The category as the list or reporter wrote it; 待分类 while nothing matched it.
+    category_text: Mapped[str | None] = mapped_column(String(120))
+    category_pending: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # 反馈批次 and the prefecture's own row number (序号) in it.
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batch.id"), index=True)
+    batch_seq: Mapped[str | None] = mapped_column(String(20))
+    # Who decided the unit: list | category | cell | manual; and the list's own words.
+    unit_source: Mapped[str | None] = mapped_column(String(10))
+    listed_unit: Mapped[str | None] = mapped_column(String(200))
+    # {"list": name, "category": name, "cell": name}: the list named one unit, the rules another.
+    routing_conflict: Mapped[dict | None] = mapped_column(JSON)
+    # 整改措施: what the unit did, required to submit for verification.
+    measures: Mapped[str | None] = mapped_column(Text)
+    # The prefecture's 复核 of a returned list: passed | failed, with its note.
+    recheck_result: Mapped[str | None] = mapped_column(String(10))
+    recheck_note: Mapped[str | None] = mapped_column(Text)
+    recheck_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Client-generated id of a report sent from a phone, so a retry stores it once.
+    client_id: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     category: Mapped[Category | None] = relationship()
+    batch: Mapped[Batch | None] = relationship(back_populates="issues")
+    co_units: Mapped[list[IssueUnit]] = relationship(cascade="all, delete-orphan")
     cell: Mapped[Cell | None] = relationship()
     unit: Mapped[Unit | None] = relationship()
     events: Mapped[list[IssueEvent]] = relationship(
@@ -281,8 +360,19 @@ class Issue(db.Model):
         return self.status in OPEN_STATUSES
 
     def is_overdue(self, today: date | None = None) -> bool:
-        today = today or date.today()
+        today = today or now_local().date()
         return self.is_open and self.deadline is not None and self.deadline < today
+
+
+class IssueUnit(db.Model):
+    """A co-unit (协办单位) of a problem the list gave to several units; it sees and acts."""
+
+    issue_id: Mapped[int] = mapped_column(
+        ForeignKey("issue.id", ondelete="CASCADE"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"),
+                                         primary_key=True, index=True)
+
+    unit: Mapped[Unit] = relationship()
 
 
 class IssueEvent(db.Model):
@@ -429,3 +519,24 @@ class AssessmentAppeal(db.Model):
     resolution: Mapped[str | None] = mapped_column(Text)
 
     unit: Mapped[Unit] = relationship()
+
+
+class LoginThrottle(db.Model):
+    """Failed-login counters shared by every worker (per account and per address)."""
+
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class UserSession(db.Model):
+    """One signed-in browser; plain logout revokes it, so a copied cookie dies with it."""
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now_local)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
