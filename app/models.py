@@ -37,6 +37,11 @@ def now_local() -> datetime:
     return datetime.now(COUNTY_TZ).replace(tzinfo=None)
 
 
+def today_local() -> date:
+    """The county's date (Asia/Shanghai), whatever the server's time zone."""
+    return now_local().date()
+
+
 ROLES = ("admin", "inspector", "unit_head", "leader")
 ROLE_LABELS = {"admin": "创卫办", "inspector": "督查员", "unit_head": "责任单位", "leader": "领导"}
 
@@ -360,7 +365,7 @@ class Issue(db.Model):
         return self.status in OPEN_STATUSES
 
     def is_overdue(self, today: date | None = None) -> bool:
-        today = today or now_local().date()
+        today = today or today_local()
         return self.is_open and self.deadline is not None and self.deadline < today
 
 
