@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
+from functools import cache
 
-from flask import Flask
-from sqlalchemy import select
+from flask import Flask, current_app, session
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db, login_manager
-from app.models import ApiToken, User
+from app.models import ApiToken, User, UserSession, now_local
+from app.services.login_throttle import (
+    DatabaseStore,
+    FallbackStore,
+    LoginThrottle,
+    Policy,
+    RedisStore,
+    ThrottleStore,
+    normalize_username,
+)
 
 TOKEN_PREFIX = "sg_"
+SESSION_KEY = "sid"  # the UserSession id kept in the signed Flask session
+DEVICE_COOKIE = "device"
+DEVICE_SALT = "sanigrid-device"
+DEVICE_ACCOUNTS = 10  # a shared office computer remembers this many accounts
+LAST_SEEN_EVERY = timedelta(minutes=1)
 
 
 def hash_password(password: str) -> str:
@@ -22,6 +39,152 @@ def hash_password(password: str) -> str:
 
 def verify_password(user: User, password: str) -> bool:
     return check_password_hash(user.password_hash, password)
+
+
+@cache
+def _dummy_hash() -> str:
+    # Same method and cost as a real account's hash, so a missing name takes as long.
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def check_credentials(user: User | None, password: str) -> bool:
+    """Check a password with the same hash work whether or not the account exists."""
+    ok = check_password_hash(user.password_hash if user else _dummy_hash(), password)
+    return bool(ok and user is not None and user.active)
+
+
+# ---------------------------------------------------------------- login throttle
+
+
+def login_throttle() -> LoginThrottle | None:
+    """The throttle for this request, or None when login limits are off (most tests)."""
+    config = current_app.config
+    enabled = config.get("LOGIN_THROTTLE_ENABLED")
+    if enabled is None:
+        enabled = config.get("RATELIMIT_ENABLED", True)
+    if not enabled:
+        return None
+    uri = config.get("RATELIMIT_STORAGE_URI") or ""
+    store: ThrottleStore = DatabaseStore(db.session)
+    # memory:// (or any other limiter URI) would be per worker: the database is shared.
+    if uri.startswith(("redis://", "rediss://", "redis+unix://", "unix://")):
+        import redis
+
+        client = current_app.extensions.get("login_throttle_redis")
+        if client is None:
+            url = "unix://" + uri[len("redis+unix://") :] if uri.startswith("redis+") else uri
+            client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+            current_app.extensions["login_throttle_redis"] = client
+        logger = current_app.logger
+        store = FallbackStore(
+            RedisStore(client, prefix=config.get("RATELIMIT_KEY_PREFIX") or "sanigrid"),
+            store,
+            errors=(redis.exceptions.ConnectionError, redis.exceptions.TimeoutError),
+            on_error=lambda exc: logger.warning("login throttle: Redis unavailable (%s)", exc),
+        )
+    return LoginThrottle(
+        store,
+        account=Policy(**config.get("LOGIN_THROTTLE_ACCOUNT", {})),
+        address=Policy(**config.get("LOGIN_THROTTLE_ADDRESS", {})),
+    )
+
+
+def _device_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=DEVICE_SALT)
+
+
+def _device_payload(cookie: str | None) -> dict | None:
+    if not cookie:
+        return None
+    max_age = int(current_app.config.get("DEVICE_COOKIE_DAYS", 180)) * 86400
+    try:
+        data = _device_serializer().loads(cookie, max_age=max_age)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("d"), str):
+        return None
+    if not isinstance(data.get("u"), list):
+        return None
+    return data
+
+
+def known_device(cookie: str | None, username: str) -> str | None:
+    """Return the device id when the signed cookie says this account signed in here."""
+    data = _device_payload(cookie)
+    if data is None or normalize_username(username) not in data["u"]:
+        return None
+    return data["d"]
+
+
+def device_cookie(cookie: str | None, username: str) -> tuple[str, int]:
+    """Return the device cookie's new value (adding the account) and its max age."""
+    data = _device_payload(cookie) or {"d": secrets.token_urlsafe(16), "u": []}
+    name = normalize_username(username)
+    accounts = [n for n in data["u"] if n != name] + [name]
+    value = _device_serializer().dumps({"d": data["d"], "u": accounts[-DEVICE_ACCOUNTS:]})
+    return value, int(current_app.config.get("DEVICE_COOKIE_DAYS", 180)) * 86400
+
+
+# ---------------------------------------------------------------- server-side sessions
+
+
+def start_session(user: User, *, ip: str | None, user_agent: str | None) -> str:
+    """Record a signed-in browser and remember its id in the Flask session."""
+    sid = secrets.token_urlsafe(32)
+    now = now_local()
+    db.session.add(
+        UserSession(
+            id=sid,
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            ip=(ip or None) and ip[:64],
+            user_agent=(user_agent or None) and user_agent[:255],
+        )
+    )
+    session[SESSION_KEY] = sid
+    return sid
+
+
+def revoke_session(sid: str | None) -> None:
+    """End one browser's session: its cookie, even a copied one, no longer signs anyone in."""
+    if not sid:
+        return
+    db.session.execute(
+        update(UserSession)
+        .where(UserSession.id == sid, UserSession.revoked_at.is_(None))
+        .values(revoked_at=now_local())
+    )
+
+
+def revoke_user_sessions(user: User, *, keep: str | None = None) -> None:
+    """End every session of a user (but ``keep``), e.g. on logout everywhere."""
+    query = update(UserSession).where(
+        UserSession.user_id == user.id, UserSession.revoked_at.is_(None)
+    )
+    if keep:
+        query = query.where(UserSession.id != keep)
+    db.session.execute(query.values(revoked_at=now_local()))
+
+
+def _session_alive(uid: int) -> bool:
+    sid = session.get(SESSION_KEY)
+    if not sid:
+        return False
+    row = db.session.get(UserSession, sid)
+    if row is None:
+        return False
+    if row.revoked_at is not None:
+        return False
+    if row.user_id != uid:
+        return False
+    now = now_local()
+    if row.last_seen_at is None or now - row.last_seen_at >= LAST_SEEN_EVERY:
+        row.last_seen_at = now
+        # Commit only our own change: the view's work is committed (or not) by the view.
+        if not (db.session.new or db.session.deleted) and list(db.session.dirty) == [row]:
+            db.session.commit()
+    return True
 
 
 def hash_token(token: str) -> str:
@@ -59,6 +222,9 @@ def register(app: Flask) -> None:
             return None
         user = db.session.get(User, uid)
         if user is None or user.session_version != version or not user.active:
+            return None
+        # A revoked or unknown session id signs the user out: logout ends a copied cookie.
+        if not _session_alive(uid):
             return None
         return user
 

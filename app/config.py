@@ -32,6 +32,14 @@ class Config:
     RECURRENCE_DAYS = 60
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
+    # Login throttle (app/services/login_throttle.py): Redis when RATELIMIT_STORAGE_URI names
+    # it, else the login_throttle table. None: on whenever RATELIMIT_ENABLED is.
+    LOGIN_THROTTLE_ENABLED: bool | None = None
+    # After `free` failures wait base_s × 2^(n - free) s (at most cap_s); forget after window_s.
+    LOGIN_THROTTLE_ACCOUNT: dict = {"free": 5, "base_s": 15, "cap_s": 900, "window_s": 3600}
+    # One office or training room behind a NAT shares an address: a much larger budget.
+    LOGIN_THROTTLE_ADDRESS: dict = {"free": 100, "base_s": 15, "cap_s": 900, "window_s": 3600}
+    DEVICE_COOKIE_DAYS = 180
     # Reverse proxies in front of the app (nginx: 1). Their X-Forwarded-For/-Proto are
     # trusted so rate limits and audit logs see the client's address, not nginx's.
     PROXY_COUNT = 0

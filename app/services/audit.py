@@ -19,6 +19,7 @@ from app.services.errors import ValidationError
 ACTION_LABELS = {
     "login": "登录",
     "login_failed": "登录失败",
+    "login_locked": "登录锁定",
     "logout_everywhere": "退出所有设备",
     "password_changed": "修改密码",
     "user_created": "创建账号",

@@ -2,64 +2,148 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    after_this_request,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 
-from app.auth import hash_password, verify_password
-from app.extensions import db, limiter
+from app.auth import (
+    DEVICE_COOKIE,
+    SESSION_KEY,
+    check_credentials,
+    device_cookie,
+    hash_password,
+    known_device,
+    login_throttle,
+    revoke_session,
+    revoke_user_sessions,
+    start_session,
+    verify_password,
+)
+from app.extensions import db
 from app.models import User
 from app.services.accounts import validate_password
 from app.services.audit import record
 from app.services.errors import ValidationError
+from app.services.login_throttle import describe_wait
 
 bp = Blueprint("auth", __name__)
 
 
-LOCKOUT_MESSAGE = "登录尝试过于频繁，账号已暂时锁定，请稍后再试"
+LOCKOUT_MESSAGE = "登录失败次数过多，已暂时锁定，请 {wait}后再试"
+LOCK_KINDS = {"account": "账号", "address": "地址", "device": "设备上的账号"}
+
+
+def safe_next(url: str | None) -> str | None:
+    """The ``next`` target if it is a same-site relative path, else None.
+
+    Browsers strip tabs and newlines from URLs and treat ``\\`` like ``/``, so
+    ``/\t/evil.example`` or ``/\\evil.example`` would leave the site: any control or
+    whitespace character, any backslash, a leading ``//`` and any scheme or host refuse.
+    """
+    if not url or len(url) > 2000:
+        return None
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 or ch == "\\" for ch in url):
+        return None
+    # Percent-encoded control characters and backslashes decode to the same tricks.
+    lowered = url.lower()
+    if any(code in lowered for code in ("%09", "%0a", "%0d", "%00", "%5c")):
+        return None
+    if not url.startswith("/") or url.startswith("//"):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc:
+        return None
+    return url
 
 
 def _audit(action: str, user: User | None, detail: str | None = None) -> None:
     record(db.session, user, action, detail, request.remote_addr)
 
 
-def _submitted_username() -> str:
-    # A second limit keyed by the account, not the address: a brute force spread over many
-    # addresses against one account is slowed too. Only failed attempts count (below).
-    name = (request.form.get("username") or "").strip().lower()
-    return f"login-user:{name}"
+def _refuse(username: str, attempt):
+    """Answer 429 saying how long to wait; the password is not even checked."""
+    seconds = int(-(-attempt.wait.total_seconds() // 1))
+    flash(LOCKOUT_MESSAGE.format(wait=describe_wait(attempt.wait)), "error")
+    page = render_template("login.html", username=username)
+    return page, 429, {"Retry-After": str(max(1, seconds))}
 
 
-def _failed(response) -> bool:
-    return response.status_code == 401
+def _audit_locks(locks, user: User | None) -> None:
+    for charge in locks:
+        wait = describe_wait(charge.counter.blocked_until - charge.counter.last_failure_at)
+        _audit(
+            "login_locked",
+            user,
+            f"{LOCK_KINDS[charge.kind]} {charge.label} 连续失败 {charge.counter.failures} 次，"
+            f"需等待 {wait}",
+        )
+
+
+def _remember_device(username: str) -> None:
+    value, max_age = device_cookie(request.cookies.get(DEVICE_COOKIE), username)
+
+    @after_this_request
+    def _set_cookie(response):
+        response.set_cookie(
+            DEVICE_COOKIE,
+            value,
+            max_age=max_age,
+            httponly=True,
+            samesite="Lax",
+            secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")),
+        )
+        return response
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute;30 per hour", methods=["POST"], error_message=LOCKOUT_MESSAGE)
-@limiter.limit("5 per minute;20 per hour", methods=["POST"], key_func=_submitted_username,
-               deduct_when=_failed, error_message=LOCKOUT_MESSAGE)
 def login():
     """Show the login form; sign the user in."""
     if request.method == "POST":
         username = (request.form.get("username") or "").strip()
         password = request.form.get("password") or ""
+        throttle = login_throttle()
+        attempt = None
+        if throttle is not None:
+            # Charged before anything else: the store commits, so the view has no changes yet.
+            attempt = throttle.begin(
+                username=username,
+                address=request.remote_addr,
+                device=known_device(request.cookies.get(DEVICE_COOKIE), username),
+            )
+            if not attempt.allowed:
+                return _refuse(username, attempt)
         user = db.session.execute(select(User).where(User.username == username)).scalar()
-        if user is None or not user.active or not verify_password(user, password):
+        if not check_credentials(user, password):
             _audit("login_failed", user, username)
+            if attempt is not None:
+                _audit_locks(throttle.fail(attempt), user)
             db.session.commit()
             flash("用户名或密码错误", "error")
             return render_template("login.html", username=username), 401
+        if attempt is not None:
+            throttle.succeed(attempt)
         # A fresh session on login prevents session fixation.
         session.clear()
         login_user(user)
+        start_session(user, ip=request.remote_addr, user_agent=request.user_agent.string)
+        _remember_device(username)
         _audit("login", user)
         db.session.commit()
         if user.must_change_password:
             return redirect(url_for("auth.change_password"))
-        target = request.args.get("next") or ""
-        if not target.startswith("/") or target.startswith("//"):
-            target = url_for("main.index")
-        return redirect(target)
+        return redirect(safe_next(request.args.get("next")) or url_for("main.index"))
     return render_template("login.html", username="")
 
 
@@ -67,6 +151,8 @@ def login():
 @login_required
 def logout():
     """Sign out of this browser."""
+    revoke_session(session.get(SESSION_KEY))
+    db.session.commit()
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))
@@ -78,6 +164,7 @@ def logout_everywhere():
     """Sign out of every browser and token-less session of this account."""
     user = db.session.get(User, current_user.id)
     user.session_version += 1
+    revoke_user_sessions(user)
     _audit("logout_everywhere", user)
     db.session.commit()
     logout_user()
@@ -106,6 +193,7 @@ def change_password():
             user.password_hash = hash_password(new)
             user.must_change_password = False
             user.session_version += 1
+            revoke_user_sessions(user, keep=session.get(SESSION_KEY))
             _audit("password_changed", user)
             db.session.commit()
             login_user(user)

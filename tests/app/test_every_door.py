@@ -111,6 +111,37 @@ RULES: dict[tuple[str, str], Expect] = {
     ),
     # The problem is already placed: 400 after the access check for those who may place.
     ("POST", "/issues/<int:issue_id>/place"): page(LOGIN, 400, 400, 403, 403, 404),
+    # ---- feedback batches (反馈批次): the door world has no batch, so a batch id is 404
+    # after the role check; dispatch and 复核 are the admin's (403 for other roles first).
+    ("GET", "/batches/"): page(),
+    ("GET", "/batches/<int:batch_id>"): page(LOGIN, *[404] * 5, args={"batch_id": 999999}),
+    ("POST", "/batches/<int:batch_id>/conflicts"): page(
+        LOGIN, *[404] * 5, args={"batch_id": 999999}
+    ),
+    ("GET", "/batches/<int:batch_id>/dispatch"): page(
+        LOGIN, 404, 403, 403, 403, 403, args={"batch_id": 999999}
+    ),
+    ("POST", "/batches/<int:batch_id>/dispatch"): page(
+        LOGIN, 404, 403, 403, 403, 403, args={"batch_id": 999999}
+    ),
+    ("GET", "/batches/dispatch"): page(LOGIN, 200, 403, 403, 403, 403),
+    ("POST", "/batches/dispatch"): page(LOGIN, 400, 403, 403, 403, 403),  # nothing ticked
+    ("GET", "/batches/<int:batch_id>/ledger.xlsx"): page(
+        LOGIN, *[404] * 5, args={"batch_id": 999999}
+    ),
+    ("GET", "/batches/<int:batch_id>/ledger.docx"): page(
+        LOGIN, *[404] * 5, args={"batch_id": 999999}
+    ),
+    ("POST", "/batches/<int:batch_id>/recheck"): page(
+        LOGIN, 404, 403, 403, 403, 403, args={"batch_id": 999999}
+    ),
+    ("GET", "/api/v1/batches"): api(),
+    ("GET", "/api/v1/batches/<int:batch_id>"): api(
+        401, *[404] * 5, args={"batch_id": 999999}
+    ),
+    ("POST", "/api/v1/batches/<int:batch_id>/dispatch"): api(
+        401, 404, 403, 403, 403, 403, args={"batch_id": 999999}
+    ),
     # ---- importing inspection lists (admin; the upload belongs to the admin who made it)
     ("GET", "/issues/import/"): admin_only(),
     ("POST", "/issues/import/"): admin_only(400),
@@ -206,6 +237,26 @@ RULES: dict[tuple[str, str], Expect] = {
     ("POST", "/admin/tables/aliases"): admin_only(400),  # empty alias
     ("POST", "/admin/tables/aliases/delete"): admin_only(404),  # no such alias
     ("POST", "/admin/tables/aliases/import"): admin_only(400),  # no file
+    ("GET", "/admin/tables/unit-aliases/"): admin_only(),
+    ("POST", "/admin/tables/unit-aliases/"): admin_only(400),  # empty alias
+    ("POST", "/admin/tables/unit-aliases/delete"): admin_only(404),  # no such alias
+    ("POST", "/admin/tables/unit-aliases/import"): admin_only(400),  # no file
+    # ---- the category table, its synonyms and the 待分类 queue (admins; issue #11)
+    ("GET", "/admin/tables/categories"): admin_only(),
+    ("POST", "/admin/tables/categories/<code>"): admin_only(400, args={"code": "0302"}),  # no name
+    ("POST", "/admin/tables/categories/import"): admin_only(400),  # no file
+    ("GET", "/admin/tables/category-aliases"): admin_only(),
+    ("POST", "/admin/tables/category-aliases"): admin_only(400),  # empty alias
+    ("POST", "/admin/tables/category-aliases/delete"): admin_only(404),  # no such alias
+    ("POST", "/admin/tables/category-aliases/import"): admin_only(400),  # no file
+    ("GET", "/issues/pending/"): admin_only(),
+    ("POST", "/issues/pending/"): admin_only(400),  # nothing ticked
+    ("POST", "/issues/pending/settings"): admin_only(400),  # no number of days
+    # ---- 系统初始化检查 and the progress of background layer imports (admin)
+    ("GET", "/admin/setup/"): admin_only(),
+    ("GET", "/admin/setup/layer-jobs/<token>"): admin_only(  # no such job
+        404, args={"token": "nosuchlayerjob0000000000"}
+    ),
     # ---- JSON API (bearer tokens only)
     ("GET", "/api/v1/openapi.json"): api(200),
     ("GET", "/api/v1/issues"): api(),
@@ -364,7 +415,8 @@ def snapshot(app) -> dict:
     db.session.expire_all()
     state = {}
     for table in db.metadata.sorted_tables:
-        if table.name == "audit_log":
+        # Logging in writes sessions and throttle rows; the audit log is append-only.
+        if table.name in ("audit_log", "user_session", "login_throttle"):
             continue
         rows = db.session.execute(select(table)).all()
         state[table.name] = sorted(tuple(str(v) for v in row) for row in rows)
