@@ -6,7 +6,7 @@ PORT ?= 5000
 FLASK := $(PY) -m flask --app app
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup db lint bench clean demo-data migration
+.PHONY: run test setup system-deps db lint bench clean demo-data migration
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ run: db
 	@echo "SaniGrid: http://127.0.0.1:$(PORT)  (演示账号密码见上方)"
 	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
-test: setup
+# Chromium, poppler-utils and a CJK font for the browser and PDF tests: installed when root
+# or passwordless sudo may, else one line naming the apt-get command. `make run` needs none.
+system-deps:
+	@sh scripts/system-deps.sh
+
+test: system-deps setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup

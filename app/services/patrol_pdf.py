@@ -4,27 +4,35 @@ The PDF embeds a CJK TrueType font so the Chinese prints on any machine. reportl
 TTFont reads TrueType outlines only; Noto CJK (CFF/PostScript outlines) is refused, so the
 search prefers WenQuanYi Zen Hei (``apt-get install -y fonts-wqy-zenhei``) and other
 TrueType CJK fonts, then anything fontconfig lists for Chinese that reportlab can load.
-The map is drawn from the stored legs and the roads layer, with no tiles.
+With none of those the sheet falls back to reportlab's built-in Adobe CID font
+``STSong-Light`` (no file needed; readers substitute a Song face), so the PDF never fails
+for want of a system font. The map is drawn from the stored legs and the roads layer, with
+no tiles. All user text is cleaned and escaped before it reaches a reportlab Paragraph.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from shapely.geometry import LineString, MultiLineString
 
-from app.models import Patrol, User
+from app.models import Patrol, User, today_local
 from app.services.errors import ServiceError
+from app.services.text import clean_text
+
+log = logging.getLogger(__name__)
 
 FONT_NAME = "SaniGridCJK"
+# reportlab's built-in Adobe-GB1 font: always available, nothing to embed.
+CID_FONT_NAME = "STSong-Light"
 # TrueType-outlined CJK fonts in Debian packages, best first.
 FONT_CANDIDATES = (
     ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
@@ -37,7 +45,8 @@ MODE_LABELS = {"walk": "步行", "drive": "驾车"}
 ROUTE_RED = "#d32f2f"
 ROAD_GREY = "#c8c8c8"
 
-_FONT: tuple[str, int] | None = None
+# (candidates, fontconfig) -> the registered font name for that search.
+_FONTS: dict[tuple, str] = {}
 _FONT_LOCK = threading.Lock()
 
 
@@ -71,10 +80,19 @@ def _fontconfig_files() -> list[str]:
     return sorted(files, key=lambda f: (not f.lower().endswith((".ttf", ".ttc")), f))
 
 
-def find_cjk_font(candidates: tuple = FONT_CANDIDATES) -> tuple[str, int]:
+def find_cjk_font(
+    candidates: tuple = FONT_CANDIDATES, *, fontconfig: bool = True
+) -> tuple[str, int]:
     """Return (path, subfont index) of a CJK TrueType font reportlab can embed.
 
     ``SANIGRID_CJK_FONT`` (a path, optionally ``path#index``) overrides the search.
+
+    Parameters
+    ----------
+    candidates
+        (path, subfont index) pairs tried first, in order.
+    fontconfig
+        Also try what ``fc-list :lang=zh`` lists.
 
     Raises
     ------
@@ -91,7 +109,7 @@ def find_cjk_font(candidates: tuple = FONT_CANDIDATES) -> tuple[str, int]:
     for path, index in candidates:
         if Path(path).is_file() and _loadable(path, index):
             return path, index
-    for path in _fontconfig_files():
+    for path in _fontconfig_files() if fontconfig else []:
         if _loadable(path, 0):
             return path, 0
     msg = (
@@ -101,18 +119,46 @@ def find_cjk_font(candidates: tuple = FONT_CANDIDATES) -> tuple[str, int]:
     raise FontNotFoundError(msg)
 
 
-def register_cjk_font() -> str:
-    """Register the CJK font with reportlab once per process; return its name."""
-    global _FONT
+def register_cjk_font(candidates: tuple = FONT_CANDIDATES, *, fontconfig: bool = True) -> str:
+    """Register a CJK font with reportlab (once per search) and return its name.
+
+    Parameters
+    ----------
+    candidates, fontconfig
+        Where to look for an embeddable TrueType font (see ``find_cjk_font``).
+
+    Returns
+    -------
+    str
+        The TrueType font's registered name, or ``CID_FONT_NAME`` when no TrueType CJK
+        font can be found: the sheet prints either way.
+    """
+    key = (tuple(candidates), fontconfig, os.environ.get("SANIGRID_CJK_FONT"))
     with _FONT_LOCK:
-        if _FONT is None:
+        if key not in _FONTS:
             from reportlab.pdfbase import pdfmetrics
+            from reportlab.pdfbase.cidfonts import UnicodeCIDFont
             from reportlab.pdfbase.ttfonts import TTFont
 
-            path, index = find_cjk_font()
-            pdfmetrics.registerFont(TTFont(FONT_NAME, path, subfontIndex=index))
-            _FONT = (path, index)
-    return FONT_NAME
+            try:
+                path, index = find_cjk_font(candidates, fontconfig=fontconfig)
+            except FontNotFoundError as exc:
+                log.warning("%s; using the built-in CID font %s", exc, CID_FONT_NAME)
+                pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT_NAME))
+                _FONTS[key] = CID_FONT_NAME
+            else:
+                # One registered name per file, so two searches never clash.
+                name = f"{FONT_NAME}-{abs(hash((path, index))):x}"
+                pdfmetrics.registerFont(TTFont(name, path, subfontIndex=index))
+                _FONTS[key] = name
+    return _FONTS[key]
+
+
+def _text(value: object) -> str:
+    """Stored text made safe for a reportlab Paragraph: cleaned, then ``<&>`` escaped."""
+    from xml.sax.saxutils import escape
+
+    return escape(clean_text(value))
 
 
 # ---- the route sketch --------------------------------------------------------------------
@@ -279,10 +325,31 @@ def _drawing(sketch: Sketch, font: str):
 # ---- the PDF -----------------------------------------------------------------------------
 
 
-def patrol_pdf(session, user: User, patrol_id: int, *, photo_root: Path | None = None) -> bytes:
-    """Build the A4 patrol sheet of a patrol the user may see; return the PDF bytes."""
-    from xml.sax.saxutils import escape
+def patrol_pdf(
+    session,
+    user: User,
+    patrol_id: int,
+    *,
+    photo_root: Path | None = None,
+    font_candidates: tuple = FONT_CANDIDATES,
+    fontconfig: bool = True,
+) -> bytes:
+    """Build the A4 patrol sheet of a patrol the user may see; return the PDF bytes.
 
+    Parameters
+    ----------
+    session
+        The database session.
+    user
+        Who asks; the patrol must be visible to them.
+    patrol_id
+        The patrol.
+    photo_root
+        Where photos are stored (the configured folder by default).
+    font_candidates, fontconfig
+        Where to look for a TrueType CJK font (see ``register_cjk_font``); with none found
+        the sheet uses the built-in CID font.
+    """
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle
@@ -304,7 +371,7 @@ def patrol_pdf(session, user: User, patrol_id: int, *, photo_root: Path | None =
         roads = service.roads_gdf(session)
     except ServiceError:
         roads = None
-    font = register_cjk_font()
+    font = register_cjk_font(font_candidates, fontconfig=fontconfig)
     if photo_root is None:
         from app.services.photos import photo_root as configured_root
 
@@ -325,11 +392,11 @@ def patrol_pdf(session, user: User, patrol_id: int, *, photo_root: Path | None =
         rightMargin=margin,
         topMargin=margin,
         bottomMargin=14 * mm,
-        title=f"{patrol.name} 巡查路线单",
+        title=f"{clean_text(patrol.name)} 巡查路线单",
         author="SaniGrid 创卫网格",
     )
     width = A4[0] - 2 * margin
-    story = [Paragraph(escape(f"{patrol.name} · 巡查路线单"), title)]
+    story = [Paragraph(_text(f"{patrol.name} · 巡查路线单"), title)]
     start_name = (patrol.selection or {}).get("start_name")
     facts = [
         f"出行方式: {MODE_LABELS.get(patrol.mode, patrol.mode)}",
@@ -341,7 +408,7 @@ def patrol_pdf(session, user: User, patrol_id: int, *, photo_root: Path | None =
         facts.append(f"起点: {start_name}")
     if patrol.planned_for:
         facts.append(f"计划日期: {patrol.planned_for.isoformat()}")
-    story.append(Paragraph(escape("　".join(facts)), meta))
+    story.append(Paragraph(_text("　".join(facts)), meta))
     story.append(Spacer(1, 3 * mm))
     sketch = route_sketch(patrol, roads, width=width, height=100 * mm, pad=14)
     story.append(_drawing(sketch, font))
@@ -358,16 +425,16 @@ def patrol_pdf(session, user: User, patrol_id: int, *, photo_root: Path | None =
             path = photo_root / thumb_path(row["photo"].path)
             if path.is_file():
                 photo = Image(str(path), width=16 * mm, height=12 * mm, kind="proportional")
-        summary = row["summary"]
+        summary = clean_text(row["summary"])
         if len(summary) > 90:
             summary = summary[:89] + "…"
         data.append(
             [
                 Paragraph(str(row["seq"]), base),
-                Paragraph(escape(row["address"]), small),
-                Paragraph(escape(row["cell_code"] or "—"), small),
-                Paragraph(escape(row["unit"] or "—"), small),
-                Paragraph(escape(summary or "—"), small),
+                Paragraph(_text(row["address"]), small),
+                Paragraph(_text(row["cell_code"] or "—"), small),
+                Paragraph(_text(row["unit"] or "—"), small),
+                Paragraph(_text(summary or "—"), small),
                 photo,
                 Paragraph("□ 已整改<br/>□ 未整改<br/>□ 新发现", small),
                 "",
@@ -402,7 +469,7 @@ def patrol_pdf(session, user: User, patrol_id: int, *, photo_root: Path | None =
     )
     story.append(sign)
 
-    printed = date.today().isoformat()
+    printed = today_local().isoformat()
 
     def footer(canvas, doc_):
         canvas.saveState()

@@ -16,6 +16,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from app.services.assessment import FORMULA_LABELS, month_label
+from app.services.xlsx import text_cell
 
 RANKING_HEADERS = [
     "排名",
@@ -90,11 +91,11 @@ def _title(ws: Worksheet, title: str, sub: str, ncols: int) -> None:
     last = get_column_letter(ncols)
     ws.merge_cells(f"A1:{last}1")
     ws.merge_cells(f"A2:{last}2")
-    ws["A1"] = title
+    text_cell(ws, 1, 1, title)
     ws["A1"].font = TITLE_FONT
     ws["A1"].alignment = CENTER
     ws.row_dimensions[1].height = 36
-    ws["A2"] = sub
+    text_cell(ws, 2, 1, sub)
     ws["A2"].font = BODY_FONT
     ws["A2"].alignment = CENTER
     ws.row_dimensions[2].height = 22
@@ -102,7 +103,7 @@ def _title(ws: Worksheet, title: str, sub: str, ncols: int) -> None:
 
 def _header(ws: Worksheet, row: int, headers: list[str], widths: list[int]) -> None:
     for col, (text, width) in enumerate(zip(headers, widths, strict=True), start=1):
-        cell = ws.cell(row=row, column=col, value=text)
+        cell = text_cell(ws, row, col, text)
         cell.font = Font(name="黑体", size=11, bold=True)
         cell.fill = HEADER_FILL
         cell.alignment = CENTER
@@ -134,7 +135,7 @@ def _ranking_sheet(ws: Worksheet, report: dict, title: str, name_header: str) ->
             LIST_LABELS.get(row.get("list"), ""),
         ]
         for col, value in enumerate(values, start=1):
-            cell = ws.cell(row=row_no, column=col, value=value)
+            cell = text_cell(ws, row_no, col, value)
             cell.border = BORDER
             cell.font = BODY_FONT
             cell.alignment = LEFT if col == 2 else CENTER
@@ -152,7 +153,7 @@ def _ranking_sheet(ws: Worksheet, report: dict, title: str, name_header: str) ->
                     name="宋体", size=11, bold=True, color="FFFFFF"
                 )
         if row.get("interview"):
-            ws.cell(row=row_no, column=12).value = "黑榜·约谈"
+            text_cell(ws, row_no, 12, "黑榜·约谈")
         row_no += 1
     _notes(ws, report, row_no + 1, len(headers))
     _print_setup(ws, 3)
@@ -184,7 +185,7 @@ def _notes(ws: Worksheet, report: dict, row_no: int, ncols: int) -> None:
     )
     for offset, text in enumerate(lines):
         ws.merge_cells(f"A{row_no + offset}:{last}{row_no + offset}")
-        cell = ws.cell(row=row_no + offset, column=1, value=text)
+        cell = text_cell(ws, row_no + offset, 1, text)
         cell.font = BODY_FONT
         cell.alignment = LEFT
         ws.row_dimensions[row_no + offset].height = 30 if len(text) > 60 else 18
@@ -201,7 +202,7 @@ def _category_sheet(ws: Worksheet, report: dict, title: str) -> None:
         for col, value in enumerate(
             [cat["code"], cat["name"], cat["count"], cat["points"], top], start=1
         ):
-            cell = ws.cell(row=row_no, column=col, value=value)
+            cell = text_cell(ws, row_no, col, value)
             cell.border = BORDER
             cell.font = BODY_FONT
             cell.alignment = LEFT if col in (2, 5) else CENTER
@@ -214,7 +215,7 @@ def _category_sheet(ws: Worksheet, report: dict, title: str) -> None:
         ("", None),
     ]
     for col, (value, _) in enumerate(total, start=1):
-        cell = ws.cell(row=row_no, column=col, value=value)
+        cell = text_cell(ws, row_no, col, value)
         cell.border = BORDER
         cell.font = Font(name="宋体", size=11, bold=True)
         cell.alignment = CENTER
