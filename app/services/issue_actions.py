@@ -13,19 +13,21 @@ from datetime import date
 
 from sqlalchemy import select
 
-from app.models import STATUS_LABELS, Issue, Photo, Unit, User
+from app.models import STATUS_LABELS, Issue, Photo, Unit, User, today_local
 from app.services import access, photos
-from app.services.errors import ConflictError, ValidationError
+from app.services.errors import ConflictError, ForbiddenError, ValidationError
+from app.services.issues import ACTION_LABELS as WORKFLOW_LABELS
 from app.services.issues import (
-    ACTION_LABELS,
     TRANSITIONS,
     IssueInput,
+    add_event,
     check_in_county,
     create_issue,
     place_manually,
     reroute,
     transition,
 )
+from app.services.text import clean_text
 from app.services.workdays import load_calendar
 
 COORD_SYSTEMS = {
@@ -34,9 +36,19 @@ COORD_SYSTEMS = {
     "bd09": "BD-09 (百度)",
 }
 MAX_PHOTOS = 9
+MAX_MEASURES = 2000
 STALE_MESSAGE = "该问题已被他人修改，请刷新后重试"
 # Accountability: a unit cannot submit a fix for checking without showing it.
 REQUIRE_AFTER_PHOTO = True
+# Adding photos outside a workflow step: the kind is part of the action's name.
+PHOTO_ACTIONS = {"photo_before": "before", "photo_after": "after"}
+ACTION_LABELS = {
+    **WORKFLOW_LABELS,
+    "photo_before": "上传整改前照片",
+    "photo_after": "上传整改后照片",
+    "settle": "确认责任单位",
+    "recheck": "州级复核",
+}
 
 
 @dataclass
@@ -135,6 +147,93 @@ def report_issue(session, user: User, data: IssueInput, files=(), *, geocoder=No
     return ReportResult(issue=issue, photos=rows, warnings=warnings)
 
 
+def may_add_photos(user: User) -> bool:
+    """Units (rectify) and inspectors/admins (verify) add photos; leaders only read."""
+    return access.may(user, "rectify") or access.may(user, "verify")
+
+
+def submission_problems(issue: Issue, *, measures: str | None, new_after_photos: int = 0,
+                        ) -> list[str]:
+    """What is missing before ``issue`` may be submitted for verification (empty: ready).
+
+    The one rule of every door: the unit's 整改措施 and at least one 整改后 photo (already
+    on the problem or uploaded with the submission).
+    """
+    missing = []
+    if not (measures or issue.measures or "").strip():
+        missing.append("填写整改措施")
+    if REQUIRE_AFTER_PHOTO and not new_after_photos and not any(
+        p.kind == "after" for p in issue.photos
+    ):
+        missing.append("上传至少一张整改后照片")
+    return missing
+
+
+def check_submission(issue: Issue, *, measures: str | None = None,
+                     new_after_photos: int = 0) -> str | None:
+    """Raise ValidationError naming what is missing to submit; return the cleaned measures.
+
+    Doors call this before ``transition(..., "submit")``: the web form through ``act``,
+    the JSON API and any other door with the body's ``measures``.
+    """
+    text = clean_text(measures or "").strip() or None
+    if text and len(text) > MAX_MEASURES:
+        msg = f"整改措施 过长 (超过 {MAX_MEASURES} 字)"
+        raise ValidationError(msg)
+    missing = submission_problems(issue, measures=text, new_after_photos=new_after_photos)
+    if missing:
+        msg = f"提交核查前必须{'并'.join(missing)}"
+        raise ValidationError(msg)
+    return text
+
+
+def submit_issue(session, user: User, issue_id: int, *, measures: str | None = None,
+                 note: str | None = None, expected_version=None) -> Issue:
+    """Submit a fix for verification with its 整改措施 (no new photos: they must be there).
+
+    For doors that take no upload (the JSON API): the after photo must already be on the
+    problem, added from the problem page.
+    """
+    issue = access.get_issue(session, user, issue_id, action="submit")
+    text = check_submission(issue, measures=measures)
+    issue = transition(session, user, issue_id, "submit", note=clean_text(note or "") or None,
+                       expected_version=expected_version)
+    if text:
+        issue.measures = text
+    session.flush()
+    return issue
+
+
+def add_photos(session, user: User, issue_id: int, kind: str, files, *, expected_version,
+               note: str | None = None) -> tuple[Issue, list[Photo]]:
+    """Add 整改前 or 整改后 photos to an open problem outside a workflow step."""
+    issue = access.get_issue(session, user, issue_id)
+    if not may_add_photos(user):
+        msg = "没有权限上传照片"
+        raise ForbiddenError(msg)
+    if kind not in photos.PHOTO_KINDS:
+        msg = f"照片类型 {kind!r} 无效 (可选: before 整改前、after 整改后)"
+        raise ValidationError(msg)
+    _check_version(issue, expected_version)
+    if not issue.is_open:
+        msg = f"问题 {issue_id} 已「{issue.status_label}」，不能再上传照片"
+        raise ConflictError(msg)
+    uploads = _read_uploads(files)
+    if not uploads:
+        msg = "请选择要上传的照片"
+        raise ValidationError(msg)
+    stored = _store_all(uploads)
+    try:
+        event = add_event(session, issue, user, "photo", issue.status, issue.status,
+                          note=note, data={"kind": kind, "count": len(stored)})
+        session.flush()
+        rows = _attach(session, issue, stored, kind=kind, event=event)
+    except BaseException:
+        photos.remove_files([Photo(path=s["path"]) for s in stored])
+        raise
+    return issue, rows
+
+
 def act(
     session,
     user: User,
@@ -146,10 +245,18 @@ def act(
     files=(),
     unit_id=None,
     duplicate_of=None,
+    measures: str | None = None,
 ) -> tuple[Issue, list[Photo]]:
-    """Take one workflow action from a detail-page form, guarded by the issue's version."""
-    note = (note or "").strip() or None
+    """Take one workflow action from a detail-page form, guarded by the issue's version.
+
+    ``photo_before``/``photo_after`` add photos of that kind; ``submit`` takes the
+    整改措施 from ``measures`` (the submit form's text box is its ``note``).
+    """
+    note = clean_text(note) or None
     access.get_issue(session, user, issue_id)  # an invisible issue is 404 whatever the action
+    if action in PHOTO_ACTIONS:
+        return add_photos(session, user, issue_id, PHOTO_ACTIONS[action], files,
+                          expected_version=expected_version, note=note)
     if action == "reroute":
         issue = access.get_issue(session, user, issue_id, action="reroute")
         _check_version(issue, expected_version)
@@ -164,9 +271,15 @@ def act(
     issue = access.get_issue(session, user, issue_id, action=permission)
     _check_version(issue, expected_version)
     uploads = _read_uploads(files) if action == "submit" else []
-    if action == "submit" and REQUIRE_AFTER_PHOTO and not uploads:
-        msg = "提交核查时必须上传至少一张整改后照片"
-        raise ValidationError(msg)
+    measures_text = None
+    if action == "submit":
+        if issue.status not in TRANSITIONS["submit"][0]:
+            msg = f"当前状态为「{issue.status_label}」，不能执行「{ACTION_LABELS['submit']}」"
+            raise ConflictError(msg)
+        measures_text = check_submission(
+            issue, measures=measures if measures is not None else note,
+            new_after_photos=len(uploads),
+        )
     target = None
     if action == "mark_duplicate" and str(duplicate_of or "").strip():
         text = str(duplicate_of).strip().lstrip("#")
@@ -183,6 +296,9 @@ def act(
         )
         if target is not None:
             issue.duplicate_of_id = target.id
+            session.flush()
+        if measures_text:
+            issue.measures = measures_text
             session.flush()
         rows = _attach(session, issue, stored, kind="after", event=issue.events[-1])
     except BaseException:
@@ -223,13 +339,15 @@ def allowed_actions(user: User, issue: Issue) -> list[str]:
         actions.append("reroute")
     if issue.is_open and issue.needs_placement and access.may(user, "place"):
         actions.append("place")
+    if issue.is_open and may_add_photos(user):
+        actions.append("photo")
     return actions
 
 
 def issue_detail(session, user: User, issue_id: int, *, today: date | None = None) -> dict:
     """Everything the detail page shows, for an issue the user may see."""
     issue = access.get_issue(session, user, issue_id)
-    today = today or date.today()
+    today = today or today_local()
     calendar = load_calendar(session)
     days_left = None
     if issue.deadline and issue.is_open:
@@ -272,6 +390,8 @@ def issue_detail(session, user: User, issue_id: int, *, today: date | None = Non
         "photos_before": [p for p in issue.photos if p.kind == "before"],
         "photos_after": [p for p in issue.photos if p.kind == "after"],
         "photos_by_event": by_event,
+        "submit_missing": submission_problems(issue, measures=None),
+        "co_unit_names": [c.unit.name for c in issue.co_units if c.unit is not None],
         "overdue": issue.is_overdue(today),
         "days_left": days_left,
         "calendar_warnings": sorted(calendar.warnings),

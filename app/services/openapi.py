@@ -102,8 +102,74 @@ def _schemas() -> dict:
             "recurrence_of": _nullable({**INT, "description": "反弹: 此前已销号的问题 id"}),
             "duplicate_of": _nullable(INT),
             "version": {**INT, "description": "乐观锁版本号, 操作时回传"},
+            "batch": _nullable({**INT, "description": "反馈批次 id"}),
+            "batch_seq": _nullable({**STR, "description": "清单中的序号"}),
+            "unit_source": _nullable({
+                "type": "string", "enum": ["list", "category", "cell", "manual"],
+                "description": "责任单位依据: 清单、类别主管单位、网格属地、手动"}),
+            "listed_unit": _nullable({**STR, "description": "清单所写的责任单位"}),
+            "routing_conflict": _nullable({
+                "type": "object", "description": "清单单位与规则单位不一致",
+                "properties": {"list": _nullable(STR), "category": _nullable(STR),
+                               "cell": _nullable(STR)}}),
+            "co_units": {"type": "array", "items": STR, "description": "协办单位名称"},
+            "category_pending": {**BOOL, "description": "待分类"},
+            "category_text": _nullable({**STR, "description": "原文所写的类别"}),
+            "measures": _nullable({**STR, "description": "整改措施"}),
+            "recheck_result": _nullable({"type": "string", "enum": ["passed", "failed"]}),
+            "recheck_note": _nullable(STR),
             "created_at": DATETIME,
             "updated_at": _nullable(DATETIME),
+        },
+    }
+    by_status = {
+        "type": "object",
+        "description": "按状态计数",
+        "properties": {s: INT for s in STATUSES},
+    }
+    batch = {
+        "type": "object",
+        "required": ["id", "name", "source", "total", "by_status", "overdue"],
+        "properties": {
+            "id": INT,
+            "name": STR,
+            "source": STR,
+            "received_on": _nullable(DATE),
+            "total": INT,
+            "by_status": by_status,
+            "overdue": INT,
+            "closed_on_time": INT,
+        },
+    }
+    counted = {
+        "type": "object",
+        "properties": {"name": STR, "total": INT, "open": INT, "closed": INT, "overdue": INT},
+    }
+    batch_detail = {
+        "allOf": [
+            _ref("Batch"),
+            {
+                "type": "object",
+                "properties": {
+                    "by_unit": {"type": "array", "items": counted},
+                    "by_category": {"type": "array", "items": counted},
+                    "conflicts": {"type": "array", "items": {"type": "object"}},
+                    "recheck": _nullable({"type": "object", "description": "最近一次州级复核"}),
+                    "issues": {"type": "array", "items": {**INT, "description": "问题 id"}},
+                },
+            },
+        ]
+    }
+    dispatch_result = {
+        "type": "object",
+        "required": ["dispatched", "per_unit", "skipped"],
+        "properties": {
+            "dispatched": INT,
+            "per_unit": {"type": "object", "additionalProperties": INT},
+            "skipped": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"id": INT, "reason": STR}},
+            },
         },
     }
     event = {
@@ -172,6 +238,8 @@ def _schemas() -> dict:
         "properties": {
             "action": {"type": "string", "enum": list(ACTIONS)},
             "note": {**STR, "description": "verify_fail 必填 (退回原因)"},
+            "measures": {**STR, "description": (
+                "submit: 整改措施 (必填, 除非已填写); 提交前问题须已有整改后照片, 否则 400")},
             "version": {**INT, "description": "读取时的 version; 已被他人修改则 409"},
         },
     }
@@ -359,6 +427,10 @@ def _schemas() -> dict:
         "PatrolCreated": patrol_created,
         "Report": report,
         "ReportList": _list_of("Report"),
+        "Batch": batch,
+        "BatchList": _list_of("Batch"),
+        "BatchDetail": batch_detail,
+        "DispatchResult": dispatch_result,
         "Error": error,
     }
 
@@ -593,6 +665,35 @@ def _paths() -> dict:
                 "responses": {"200": _json("ReportList", "考核月份列表"), **_errors(400, 401)},
             }
         },
+        "/api/v1/batches": {
+            "get": {
+                "tags": ["batches"],
+                "summary": "反馈批次列表 (责任单位只计本单位的问题)",
+                "operationId": "listBatches",
+                "responses": {"200": _json("BatchList", "批次列表"), **_errors(401)},
+            }
+        },
+        "/api/v1/batches/{batch_id}": {
+            "get": {
+                "tags": ["batches"],
+                "summary": "反馈批次进度 (按状态、单位、类别, 单位冲突, 复核)",
+                "operationId": "getBatch",
+                "parameters": [_path_id("batch_id", "批次 id")],
+                "responses": {"200": _json("BatchDetail", "批次进度"), **_errors(401, 404)},
+            }
+        },
+        "/api/v1/batches/{batch_id}/dispatch": {
+            "post": {
+                "tags": ["batches"],
+                "summary": "一键派遣整个批次 (管理员; 已派遣的不重复派遣)",
+                "operationId": "dispatchBatch",
+                "parameters": [_path_id("batch_id", "批次 id")],
+                "responses": {
+                    "200": _json("DispatchResult", "派遣结果"),
+                    **_errors(401, 403, 404),
+                },
+            }
+        },
     }
 
 
@@ -620,7 +721,8 @@ def build_openapi() -> dict:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": n} for n in ("issues", "cells", "units", "patrols", "reports", "meta")],
+        "tags": [{"name": n} for n in (
+            "issues", "cells", "units", "patrols", "reports", "batches", "meta")],
         "paths": _paths(),
         "components": {
             "securitySchemes": {

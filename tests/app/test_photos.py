@@ -281,3 +281,64 @@ def test_foreign_unit_head_cannot_fetch_photo(client, town, session):
     client.post("/logout")
     response = client.get(f"/issues/{west_id}/photos/{west_photo.id}")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+# ---- 整改前 / 整改后: the upload's kind choice ----------------------------------------
+
+
+def _post_photo(client, session, issue_id: int, action: str, data: bytes, name: str = "p.jpg"):
+    from app.models import Issue
+
+    session.expire_all()
+    version = session.get(Issue, issue_id).version
+    return client.post(
+        f"/issues/{issue_id}/act/{action}",
+        data={"version": str(version), "photos": [(io.BytesIO(data), name)]},
+        content_type="multipart/form-data",
+    )
+
+
+def test_inspector_and_unit_add_before_and_after_photos(client, town, session):
+    from app.models import Issue, IssueEvent
+
+    issue_id = town["issue"].id
+    login(client, "inspector")
+    assert _post_photo(client, session, issue_id, "photo_before", jpeg_bytes()).status_code == 302
+    login(client, "west")
+    assert _post_photo(client, session, issue_id, "photo_before", jpeg_bytes()).status_code == 302
+    assert _post_photo(client, session, issue_id, "photo_after", jpeg_bytes()).status_code == 302
+    session.expire_all()
+    issue = session.get(Issue, issue_id)
+    kinds = sorted(p.kind for p in issue.photos)
+    assert kinds.count("after") == 1 and kinds.count("before") >= 2
+    events = session.execute(
+        select(IssueEvent).where(IssueEvent.issue_id == issue_id, IssueEvent.action == "photo")
+    ).scalars().all()
+    assert [e.data["kind"] for e in events] == ["before", "before", "after"]
+    html = client.get(f"/issues/{issue_id}").get_data(as_text=True)
+    before_part = html.split('class="photos-before"')[1].split('class="photos-after"')[0]
+    after_part = html.split('class="photos-after"')[1].split("</div>")[0]
+    assert before_part.count("/thumb") >= 2 and after_part.count("/thumb") == 1
+
+
+def test_leader_and_foreign_unit_cannot_add_photos(client, town, session):
+    issue_id = town["issue"].id
+    login(client, "leader")
+    assert _post_photo(client, session, issue_id, "photo_after", jpeg_bytes()).status_code == 403
+    login(client, "east")
+    assert _post_photo(client, session, issue_id, "photo_after", jpeg_bytes()).status_code == 404
+    from app.models import Photo
+
+    assert not session.execute(
+        select(Photo).where(Photo.issue_id == issue_id, Photo.kind == "after")).scalars().all()
+
+
+def test_closed_problem_takes_no_more_photos(client, town, session):
+    from app.models import Issue
+
+    issue_id = town["issue"].id
+    session.get(Issue, issue_id).status = "closed"
+    session.commit()
+    login(client, "west")
+    response = _post_photo(client, session, issue_id, "photo_after", jpeg_bytes())
+    assert response.status_code == 409 and "不能再上传照片" in response.get_data(as_text=True)

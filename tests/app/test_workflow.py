@@ -154,7 +154,8 @@ def test_verify_fail_without_reason_is_400(client, town, session):
     issue_id = town["issue"].id
     login(client, "admin")
     _act(client, session, issue_id, "dispatch")
-    _act(client, session, issue_id, "submit", photos=[upload(jpeg_bytes(), "a.jpg")])
+    _act(client, session, issue_id, "submit", note="已清理",
+         photos=[upload(jpeg_bytes(), "a.jpg")])
     assert _fresh(session, issue_id).status == "submitted"
     login(client, "inspector")
     response = _act(client, session, issue_id, "verify_fail", note="   ")
@@ -242,3 +243,76 @@ def test_reject_ends_without_fix(client, town, session):
     assert issue.status == "rejected" and issue.closed_at is None
     html = client.get(f"/issues/{issue.id}").get_data(as_text=True)
     assert "/act/" not in html
+
+
+# ---- 整改措施 and after photos: one rule for every door (issue #12) --------------------
+
+
+def test_submit_needs_measures_and_keeps_nothing_when_refused(client, town, session, app):
+    from pathlib import Path
+
+    issue_id = town["issue"].id
+    login(client, "admin")
+    _act(client, session, issue_id, "dispatch")
+    login(client, "west")
+    response = _act(client, session, issue_id, "submit", note="  ",
+                    photos=[upload(jpeg_bytes(), "after.jpg")])
+    assert response.status_code == 400
+    assert "整改措施" in response.get_data(as_text=True)
+    issue = _fresh(session, issue_id)
+    assert issue.status == "dispatched" and issue.measures is None
+    assert not [p for p in issue.photos if p.kind == "after"]
+    root = Path(app.config["PHOTO_DIR"])
+    assert not root.exists() or not [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_after_photo_first_then_submit_with_measures_only(client, town, session):
+    issue_id = town["issue"].id
+    login(client, "admin")
+    _act(client, session, issue_id, "dispatch")
+    login(client, "west")
+    response = _act(client, session, issue_id, "photo_after",
+                    photos=[upload(jpeg_bytes(colour="green"), "done.jpg")])
+    assert response.status_code == 302
+    assert _fresh(session, issue_id).status == "dispatched"  # a photo is no workflow step
+    response = _act(client, session, issue_id, "submit", note="清运垃圾 2 车，墙面复刷")
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    issue = _fresh(session, issue_id)
+    assert issue.status == "submitted"
+    assert issue.measures == "清运垃圾 2 车，墙面复刷"
+    html = client.get(f"/issues/{issue_id}").get_data(as_text=True)
+    assert "整改措施" in html and "清运垃圾 2 车，墙面复刷" in html
+    assert "整改前" in html and "整改后" in html
+
+
+def test_submit_service_refuses_without_after_photo(town, session):
+    """The door without uploads (JSON API) goes through issue_actions.submit_issue."""
+    from app.services import issue_actions
+    from app.services.errors import ValidationError
+    from app.services.issues import transition
+
+    issue_id = town["issue"].id
+    transition(session, town["users"]["admin"], issue_id, "dispatch")
+    with pytest.raises(ValidationError, match="整改后照片"):
+        issue_actions.submit_issue(session, town["users"]["west"], issue_id, measures="已清理")
+    with pytest.raises(ValidationError, match="整改措施"):
+        issue_actions.check_submission(_fresh(session, issue_id), measures="", new_after_photos=1)
+    assert _fresh(session, issue_id).status == "dispatched"
+
+
+def test_overdue_dispatched_problem_shows_the_unit_its_actions(client, town, session):
+    from datetime import timedelta
+
+    from app.models import today_local
+
+    issue_id = town["issue"].id
+    issue = _fresh(session, issue_id)
+    issue.deadline = today_local() - timedelta(days=30)
+    session.commit()
+    login(client, "admin")
+    _act(client, session, issue_id, "dispatch")
+    login(client, "west")
+    html = client.get(f"/issues/{issue_id}").get_data(as_text=True)
+    assert "已逾期" in html
+    assert f"/issues/{issue_id}/act/start" in html and f"/issues/{issue_id}/act/submit" in html
+    assert f"/issues/{issue_id}/act/photo_before" in html

@@ -1,0 +1,203 @@
+"""反馈批次 pages: progress, dispatch preview and confirm, conflicts, 整改台账, 复核 upload."""
+
+from __future__ import annotations
+
+import io
+
+import folium
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from app.extensions import db
+from app.maps import STATUS_COLOURS, add_area, add_lines, new_map, render_parts
+from app.services import access, batches, issue_queries, ledger
+from app.services.errors import ServiceError, ValidationError
+from app.services.map_data import layer_fc
+
+bp = Blueprint("batches", __name__, url_prefix="/batches")
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@bp.before_request
+@login_required
+def _require_login():
+    """Every page here needs a signed-in user."""
+
+
+def _batch_map(issues):
+    """The batch's problems on the one map builder, coloured by status."""
+    placed = [i for i in issues if i.lon is not None and i.lat is not None]
+    if not placed:
+        return None
+    pad = 0.002
+    bounds = (
+        min(i.lon for i in placed) - pad, min(i.lat for i in placed) - pad,
+        max(i.lon for i in placed) + pad, max(i.lat for i in placed) + pad,
+    )
+    m = new_map(bounds=bounds)
+    boundary = layer_fc(db.session, "boundary")
+    if boundary:
+        add_area(m, boundary, name="建成区边界", colour="#333333", weight=2.5, dash="6 4")
+    roads = layer_fc(db.session, "roads")
+    if roads:
+        add_lines(m, roads, name="道路", colour="#8a8a8a", weight=1.2)
+    group = folium.FeatureGroup(name="本批次问题").add_to(m)
+    for issue in placed:
+        colour = STATUS_COLOURS.get(issue.status, "#999999")
+        folium.CircleMarker(
+            [issue.lat, issue.lon], radius=6, color="#ffffff", weight=1.5, fill=True,
+            fill_color=colour, fill_opacity=0.95,
+            tooltip=f"序号 {issue.batch_seq or '—'} · #{issue.id} {issue.status_label}",
+        ).add_to(group)
+    return render_parts(m)
+
+
+@bp.get("/")
+def list_batches():
+    """List the feedback batches with their progress (a unit head: their share)."""
+    items = batches.list_batches(db.session, current_user)
+    return render_template("batches/list.html", items=items)
+
+
+@bp.get("/<int:batch_id>")
+def show(batch_id: int):
+    """Show one batch's progress, map, conflicts and re-check."""
+    unit_id = request.args.get("unit", type=int)
+    detail = batches.batch_progress(db.session, current_user, batch_id, unit_id=unit_id)
+    return render_template(
+        "batches/show.html",
+        parts=_batch_map(detail["issues"]),
+        units=ledger.units_in(db.session, current_user, batch_id),
+        unit_id=unit_id,
+        may_dispatch=access.may(current_user, "dispatch"),
+        may_import=access.may(current_user, "import"),
+        may_export=access.may(current_user, "export"),
+        **detail,
+    )
+
+
+@bp.post("/<int:batch_id>/conflicts")
+def settle(batch_id: int):
+    """Settle the ticked routing conflicts: keep the list's unit or follow the rules."""
+    batches.get_batch(db.session, current_user, batch_id)
+    result = batches.settle_conflicts(
+        db.session, current_user, request.form.getlist("ids"), request.form.get("choice", "")
+    )
+    db.session.commit()
+    done = result["kept"] + result["moved"]
+    flash(f"已处理 {done} 个单位冲突 (按清单 {result['kept']} 个，按属地/类别 "
+          f"{result['moved']} 个)", "ok")
+    for message in result["errors"]:
+        flash(message, "warn")
+    return redirect(url_for("batches.show", batch_id=batch_id) + "#conflicts")
+
+
+@bp.get("/<int:batch_id>/dispatch")
+def dispatch_preview(batch_id: int):
+    """Preview a whole batch's dispatch: how many go to which unit, what is skipped."""
+    preview = batches.preview_batch(db.session, current_user, batch_id)
+    batch = batches.get_batch(db.session, current_user, batch_id)
+    return render_template(
+        "batches/dispatch.html", preview=preview, batch=batch,
+        action=url_for("batches.dispatch", batch_id=batch_id), back=url_for(
+            "batches.show", batch_id=batch_id),
+    )
+
+
+@bp.post("/<int:batch_id>/dispatch")
+def dispatch(batch_id: int):
+    """Dispatch every dispatchable problem of the batch in one step."""
+    result = batches.dispatch_batch(db.session, current_user, batch_id)
+    db.session.commit()
+    flash(f"已派遣 {result.dispatched} 个问题"
+          + (f"，跳过 {len(result.skipped)} 个" if result.skipped else ""), "ok")
+    return redirect(url_for("batches.show", batch_id=batch_id))
+
+
+@bp.get("/dispatch")
+def dispatch_selection_preview():
+    """Preview dispatching the problem list's current filter results."""
+    access.require(current_user, "dispatch")
+    filters = issue_queries.parse_filters(request.args)
+    ids = batches.filtered_issue_ids(db.session, current_user, filters)
+    preview = batches.preview_issues(db.session, current_user, ids)
+    return render_template(
+        "batches/dispatch.html", preview=preview, batch=None,
+        action=url_for("batches.dispatch_selection"),
+        back=url_for("issues.list_issues", **issue_queries.filter_args(filters)),
+    )
+
+
+@bp.post("/dispatch")
+def dispatch_selection():
+    """Dispatch the problems ticked on the preview."""
+    access.require(current_user, "dispatch")
+    ids = request.form.getlist("ids")
+    if not ids:
+        msg = "请至少勾选一个要派遣的问题"
+        raise ValidationError(msg)
+    result = batches.dispatch_issues(db.session, current_user, ids)
+    db.session.commit()
+    flash(f"已派遣 {result.dispatched} 个问题"
+          + (f"，跳过 {len(result.skipped)} 个" if result.skipped else ""), "ok")
+    return redirect(url_for("issues.list_issues"))
+
+
+def _send_ledger(batch_id: int, ext: str):
+    unit_id = request.args.get("unit", type=int)
+    data = ledger.build_ledger(db.session, current_user, batch_id, unit_id=unit_id,
+                               photo_dir=current_app.config["PHOTO_DIR"])
+    body = ledger.ledger_xlsx(data) if ext == "xlsx" else ledger.ledger_docx(data)
+    response = send_file(io.BytesIO(body), as_attachment=True,
+                         download_name=ledger.ledger_filename(data, ext),
+                         mimetype=XLSX if ext == "xlsx" else DOCX)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/<int:batch_id>/ledger.xlsx")
+def ledger_xlsx(batch_id: int):
+    """Download the batch's 整改台账 as an Excel workbook with photos."""
+    return _send_ledger(batch_id, "xlsx")
+
+
+@bp.get("/<int:batch_id>/ledger.docx")
+def ledger_docx(batch_id: int):
+    """Download the batch's 整改情况报告 as a Word document with photos."""
+    return _send_ledger(batch_id, "docx")
+
+
+@bp.post("/<int:batch_id>/recheck")
+def recheck(batch_id: int):
+    """Import the prefecture's 复核 of the returned list against the batch."""
+    access.require(current_user, "import")
+    batch = batches.get_batch(db.session, current_user, batch_id)
+    upload = request.files.get("file")
+    data = upload.stream.read(current_app.config.get("MAX_CONTENT_LENGTH") or 32 << 20) \
+        if upload and upload.filename else b""
+    try:
+        result = batches.import_recheck(db.session, current_user, batch_id, data,
+                                        (upload.filename if upload else "") or "复核.xlsx")
+    except ServiceError as exc:
+        db.session.rollback()
+        return render_template("batches/recheck.html", batch=batch, errors=[str(exc)],
+                               result=None), exc.status
+    if not result["applied"]:
+        db.session.rollback()
+        return render_template("batches/recheck.html", batch=batch, errors=result["errors"],
+                               result=result), 400
+    db.session.commit()
+    flash(f"已导入州级复核: 通过 {result['passed']} 个，未通过 {result['failed']} 个 "
+          "(未通过的已退回整改中)", "ok")
+    return redirect(url_for("batches.show", batch_id=batch_id))

@@ -1,0 +1,147 @@
+"""整改台账: the batch's ledger as Excel (embedded thumbnails) and Word (the report)."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+from docx import Document
+from openpyxl import load_workbook
+from sqlalchemy import select
+
+from app.models import Batch, Issue, Setting, today_local
+from app.services import photos as photo_service
+from app.services.issues import transition
+from tests.app._issue_helpers import jpeg_bytes
+from tests.conftest import east_point, login, west_point
+
+
+@pytest.fixture(autouse=True)
+def _own_photo_dir(app, tmp_path):
+    app.config["PHOTO_DIR"] = str(tmp_path / "photos")
+
+
+def _photo(session, user, issue, kind: str, colour: str = "red"):
+    upload = photo_service.PhotoUpload(filename=f"{kind}.jpg", data=jpeg_bytes(colour=colour))
+    return photo_service.save_photo(session, user, issue, upload, kind=kind)
+
+
+@pytest.fixture()
+def world(factory, session):
+    town = factory.town()
+    users = town["users"]
+    session.add(Setting(key="county", value={"county_name": "云岭县"}))
+    batch = Batch(name="州级交叉检查反馈问题清单", source="州级交叉检查")
+    session.add(batch)
+    session.flush()
+    rows = []
+    # 序号 as the prefecture numbered them: 10 sorts after 2, not before.
+    for seq, (lon, lat) in zip(("2", "10", "1"), (west_point(0), west_point(1), east_point(0)),
+                               strict=True):
+        issue = factory.issue(users["inspector"], lon=lon, lat=lat,
+                              description=f"=HYPERLINK(\"http://x\") 问题{seq}",
+                              source="州级交叉检查")
+        issue.batch_id, issue.batch_seq = batch.id, seq
+        rows.append(issue)
+    session.commit()
+    first = rows[0]
+    _photo(session, users["inspector"], first, "before")
+    transition(session, users["admin"], first.id, "dispatch")
+    _photo(session, users["west"], first, "after", colour="green")
+    first.measures = "清运垃圾，墙面复刷"
+    transition(session, users["west"], first.id, "submit")
+    transition(session, users["inspector"], first.id, "verify_ok")
+    rows[1].deadline = today_local() - timedelta(days=2)
+    session.commit()
+    return {**town, "batch": batch, "issues": rows}
+
+
+def test_xlsx_has_rows_in_list_order_real_images_and_print_setup(world, client):
+    login(client, "admin")
+    response = client.get(f"/batches/{world['batch'].id}/ledger.xlsx")
+    assert response.status_code == 200
+    disposition = response.headers["Content-Disposition"]
+    assert f"{today_local():%Y%m%d}.xlsx" in disposition
+    wb = load_workbook(io.BytesIO(response.data))
+    ws = wb.active
+    assert ws["A1"].value == "云岭县关于州级交叉检查反馈问题整改情况的报告"
+    assert [c.value for c in ws[3]][:8] == ["序号", "问题描述", "问题地点", "责任单位", "整改措施",
+                                           "整改时限", "完成时间", "状态"]
+    assert [ws.cell(row=r, column=1).value for r in (4, 5, 6)] == ["1", "2", "10"]
+    row2 = [c.value for c in ws[5]]
+    assert row2[4] == "清运垃圾，墙面复刷" and row2[7] == "已销号" and row2[6]
+    # User text that looks like a formula stays text.
+    assert ws.cell(row=5, column=2).data_type == "s"
+    assert ws.cell(row=5, column=2).value.startswith("=HYPERLINK")
+    images = ws._images
+    assert len(images) == 2  # the before and after of 序号 2
+    anchors = sorted((i.anchor._from.row, i.anchor._from.col) for i in images)
+    assert anchors == [(4, 8), (4, 9)]  # zero-based: row 5, columns I and J
+    from PIL import Image
+
+    for image in images:
+        with Image.open(io.BytesIO(image._data())) as pic:
+            assert pic.width > 50
+    assert ws.page_setup.orientation == "landscape"
+    assert str(ws.page_setup.paperSize) == str(ws.PAPERSIZE_A4)
+    assert ws.print_title_rows == "$3:$3"
+    assert "逾期 1 个" in ws["A2"].value
+
+
+def test_docx_report_table_photos_and_signature(world, client):
+    login(client, "leader")
+    response = client.get(f"/batches/{world['batch'].id}/ledger.docx")
+    assert response.status_code == 200
+    doc = Document(io.BytesIO(response.data))
+    texts = [p.text for p in doc.paragraphs]
+    assert texts[0] == "云岭县关于州级交叉检查反馈问题整改情况的报告"
+    assert any("共反馈问题 3 个，已整改销号 1 个" in t and "逾期 1 个" in t for t in texts)
+    today = today_local()
+    assert any(t.startswith("单位盖章") for t in texts)
+    assert any(f"{today.year} 年 {today.month} 月 {today.day} 日" in t for t in texts)
+    table = doc.tables[0]
+    assert len(table.rows) == 1 + 3
+    assert [table.rows[r].cells[0].text for r in (1, 2, 3)] == ["1", "2", "10"]
+    pictured = table.rows[2]
+    blips = pictured._tr.xpath(".//*[local-name()='blip']")
+    assert len(blips) == 2  # before and after side by side
+    assert not table.rows[1]._tr.xpath(".//*[local-name()='blip']")
+    assert table.rows[0]._tr.xpath(".//*[local-name()='tblHeader']")
+    section = doc.sections[0]
+    assert section.page_width > section.page_height  # landscape
+    assert abs(section.page_width.cm - 29.7) < 0.1
+    assert doc.styles["Normal"].font.name == "仿宋"
+
+
+def test_unit_head_gets_only_their_share(world, client, session):
+    login(client, "west")
+    wb = load_workbook(io.BytesIO(client.get(
+        f"/batches/{world['batch'].id}/ledger.xlsx").data))
+    ws = wb.active
+    assert "西区单位" in ws["A1"].value
+    units = {ws.cell(row=r, column=4).value for r in range(4, ws.max_row + 1)}
+    assert units == {"西区单位"} and ws.max_row == 5
+    doc = Document(io.BytesIO(client.get(f"/batches/{world['batch'].id}/ledger.docx").data))
+    assert len(doc.tables[0].rows) == 1 + 2
+    assert "东区" not in "\n".join(c.text for r in doc.tables[0].rows for c in r.cells)
+    # An admin may ask for one unit's part; the east head cannot ask for the west's.
+    login(client, "admin")
+    east = world["east"].id
+    ws = load_workbook(io.BytesIO(client.get(
+        f"/batches/{world['batch'].id}/ledger.xlsx?unit={east}").data)).active
+    assert ws.max_row == 4 and ws.cell(row=4, column=4).value == "东区单位"
+    login(client, "east")
+    west = world["west"].id
+    assert client.get(f"/batches/{world['batch'].id}/ledger.docx?unit={west}").status_code == 404
+
+
+def test_unit_head_with_nothing_in_the_batch_gets_404(world, client, session):
+    east_issue = session.execute(
+        select(Issue).where(Issue.batch_id == world["batch"].id, Issue.batch_seq == "1")
+    ).scalar_one()
+    east_issue.unit_id = world["west"].id
+    session.commit()
+    login(client, "east")
+    assert client.get(f"/batches/{world['batch'].id}/ledger.xlsx").status_code == 404
+    assert client.get(f"/batches/{world['batch'].id}").status_code == 404
