@@ -32,22 +32,51 @@ def run_service(func, *args, **kwargs):
         fail(str(exc))
 
 
-@click.command("init-db")
-@with_appcontext
-def init_db() -> None:
-    """Create or upgrade the database schema (Alembic migrations)."""
+def _upgrade_schema() -> None:
     from flask_migrate import upgrade
 
     upgrade(directory=str(Path(current_app.root_path).parent / "migrations"))
+
+
+def ensure_schema() -> bool:
+    """Create the schema when the database has none (or upgrade an Alembic one); True if run."""
+    from sqlalchemy import inspect
+
+    tables = set(inspect(db.engine).get_table_names())
+    if tables and "alembic_version" not in tables:
+        return False  # a schema made by create_all (tests, old installs): leave it as it is
+    _upgrade_schema()
+    return True
+
+
+@click.command("init-db")
+@click.option("--schema-only", is_flag=True,
+              help="只建表，不载入标准表 (用于恢复备份前的空数据库)")
+@with_appcontext
+def init_db(schema_only: bool) -> None:
+    """Create or upgrade the schema, then load the standard tables (idempotent)."""
+    from app.services.standard_tables import load_standard_tables
+
+    _upgrade_schema()
+    if schema_only:
+        click.echo("数据库结构已就绪 (未载入标准表)")
+        return
+    added = run_service(load_standard_tables, db.session, Path(current_app.config["LAYERS_DIR"]))
+    click.echo(
+        f"标准表已载入: 新增类别 {added['categories']} 个, 类别别名 {added['aliases']} 个, "
+        f"节假日年份 {added['calendar_years']} 个, 默认设置 {added['settings']} 项"
+    )
     click.echo("数据库已就绪")
 
 
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo_command() -> None:
-    """Load the demo county seat if the database holds none (idempotent)."""
+    """Load the demo county seat if the database holds none (creates the schema if missing)."""
     from app.services.seed import DEMO_PASSWORD, seed_demo
 
+    if ensure_schema():
+        click.echo("数据库结构已就绪")
     result = run_service(seed_demo, db.session, Path(current_app.config["DEMO_DIR"]),
                          county_code=current_app.config["COUNTY_CODE"], log=click.echo)
     if not result["seeded"]:

@@ -1,8 +1,7 @@
-"""The admin's yearly tables: holidays (节假日) and geocoder aliases (地名别名)."""
+"""The admin's tables: holidays (节假日), geocoder aliases (地名别名), categories (问题类别)."""
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import click
@@ -10,6 +9,7 @@ from flask.cli import with_appcontext
 
 from app.cli import fail
 from app.extensions import db
+from app.models import today_local
 
 
 def _read(file: str) -> tuple[bytes, str]:
@@ -61,7 +61,7 @@ def holidays_list() -> None:
     """List the years with a holiday table; warn of this year or next if missing."""
     from app.services import workdays
 
-    overview = workdays.calendar_overview(db.session, None, today=date.today())
+    overview = workdays.calendar_overview(db.session, None, today=today_local())
     sources = {"chinese-calendar": "内置", "admin": "管理员录入"}
     for row in overview["years"]:
         source = sources.get(row["source"], row["source"]) if row["complete"] else "不完整"
@@ -104,4 +104,38 @@ def aliases_list() -> None:
         click.echo(f"{row['alias']}\t{row['canonical']}{note}")
 
 
-commands = [holidays_group, aliases_group]
+@click.command("import-categories")
+@click.argument("file")
+@click.option("--replace", is_flag=True,
+              help="删除表中未列出的类别 (有问题使用的类别不能删除)")
+@with_appcontext
+def import_categories_command(file: str, replace: bool) -> None:
+    """Add or update categories from a table (编码, 名称, 级别, 上级编码, 时限, 扣分, 职能部门)."""
+    from app.services import categories
+
+    data, name = _read(file)
+    result = _import(categories.import_categories, db.session, None, data, name, replace=replace)
+    click.echo(
+        f"类别表已导入: 新增 {result['added']} 个, 修改 {result['changed']} 个, "
+        f"删除 {result['removed']} 个, 共 {result['total']} 个"
+    )
+
+
+@click.command("import-category-aliases")
+@click.argument("file")
+@click.option("--replace", is_flag=True, help="替换全部现有类别别名 (默认合并)")
+@with_appcontext
+def import_category_aliases_command(file: str, replace: bool) -> None:
+    """Merge category synonyms from a table (别名, 类别编码); all rows or none."""
+    from app.services import categories
+
+    data, name = _read(file)
+    result = _import(categories.import_aliases, db.session, None, data, name, replace=replace)
+    click.echo(
+        f"类别别名表已导入: 新增 {result['added']} 条, 修改 {result['changed']} 条, "
+        f"共 {result['total']} 条"
+    )
+
+
+commands = [holidays_group, aliases_group, import_categories_command,
+            import_category_aliases_command]

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import select
 
-from app.models import CalendarYear, Setting, User, WorkdayOverride
+from app.models import CalendarYear, Setting, User, WorkdayOverride, today_local
 from app.services.access import require
 from app.services.errors import NotFoundError, ValidationError
 
@@ -86,7 +86,8 @@ def seed_calendar(session) -> int:
     added = sorted(years - have)
     for year in added:
         session.add(CalendarYear(year=year, source="chinese-calendar"))
-    _bump(session)
+    if added:  # a second run changes nothing, not even the cache version
+        _bump(session)
     session.flush()
     return len(added)
 
@@ -334,7 +335,7 @@ def fallback_issue_ids(session, year: int) -> list[int]:
 def calendar_overview(session, user: User | None, *, today: date | None = None) -> dict:
     """Known years with their counts, and warnings for this year and next if missing."""
     _admin(user)
-    today = today or date.today()
+    today = today or today_local()
     known = {row.year: row.source for row in session.execute(select(CalendarYear)).scalars()}
     counts: dict[int, list[int]] = {}
     for day, is_workday in session.execute(

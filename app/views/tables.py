@@ -1,4 +1,4 @@
-"""The admin's yearly tables: the holiday calendar and the geocoder's alias table."""
+"""The admin's tables: holiday calendar, geocoder aliases, categories and their synonyms."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.extensions import db, login_manager
-from app.services import geocoding, workdays
+from app.services import categories, geocoding, workdays
 from app.services.access import require
 from app.services.errors import ServiceError, ValidationError
 
@@ -187,3 +187,141 @@ def import_aliases():
         "ok",
     )
     return redirect(url_for("tables.aliases"))
+
+
+# ---------------------------------------------------------------------- categories
+
+
+def _categories_page(status: int = 200, error: str | None = None, errors=None):
+    return render_template(
+        "tables/categories.html",
+        rows=categories.list_categories(db.session, current_user),
+        units=categories.unit_choices(db.session),
+        pending_days=categories.pending_deadline_days(db.session),
+        error=error,
+        errors=errors or [],
+        form=request.form,
+        edit=request.args.get("edit"),
+    ), status
+
+
+@bp.get("/categories")
+def categories_table():
+    """List the category table (问题类别); offer edit and upload."""
+    return _categories_page()
+
+
+@bp.post("/categories/<code>")
+def save_category(code: str):
+    """Change one category's name, deadline, points or functional unit."""
+    form = request.form
+    try:
+        cat = categories.update_category(
+            db.session, current_user, code, name=form.get("name", ""),
+            deadline_days=form.get("deadline_days", ""), points=form.get("points", ""),
+            functional_unit=form.get("functional_unit", ""), ip=request.remote_addr,
+        )
+    except ServiceError as exc:
+        db.session.rollback()
+        return _categories_page(exc.status, str(exc))
+    db.session.commit()
+    flash(f"类别 {cat.label} 已保存", "ok")
+    return redirect(url_for("tables.categories_table"))
+
+
+@bp.post("/categories/import")
+def import_categories():
+    """Add or update categories from an uploaded table, all rows or none."""
+    upload = _upload()
+    if upload is None:
+        return _categories_page(400, "请选择类别表文件 (.xlsx/.xls/.csv)")
+    try:
+        result = categories.import_categories(
+            db.session, current_user, *upload, replace=request.form.get("replace") == "1",
+            ip=request.remote_addr,
+        )
+    except categories.CategoryTableError as exc:
+        db.session.rollback()
+        return _categories_page(400, str(exc), errors=exc.errors)
+    except ValidationError as exc:
+        db.session.rollback()
+        return _categories_page(400, str(exc))
+    db.session.commit()
+    flash(
+        f"类别表已导入: 新增 {result['added']} 个, 修改 {result['changed']} 个, "
+        f"删除 {result['removed']} 个, 共 {result['total']} 个",
+        "ok",
+    )
+    return redirect(url_for("tables.categories_table"))
+
+
+def _category_aliases_page(status: int = 200, error: str | None = None, errors=None):
+    return render_template(
+        "tables/category_aliases.html",
+        rows=categories.list_aliases(db.session, current_user),
+        choices=categories.category_choices(db.session),
+        error=error,
+        errors=errors or [],
+        form=request.form,
+        edit=request.args.get("edit"),
+    ), status
+
+
+@bp.get("/category-aliases")
+def category_aliases():
+    """List the category synonyms (类别别名); offer add, edit, delete and upload."""
+    return _category_aliases_page()
+
+
+@bp.post("/category-aliases")
+def save_category_alias():
+    """Add a synonym, or change one (``old_alias`` names the row being edited)."""
+    form = request.form
+    try:
+        row = categories.save_alias(
+            db.session, current_user, form.get("alias", ""), form.get("category", ""),
+            old_alias=form.get("old_alias") or None, ip=request.remote_addr,
+        )
+    except ServiceError as exc:  # bad pair (400), renamed row gone (404), taken alias (409)
+        db.session.rollback()
+        return _category_aliases_page(exc.status, str(exc))
+    db.session.commit()
+    flash(f"类别别名「{row.alias}」→ {row.category_code} 已保存", "ok")
+    return redirect(url_for("tables.category_aliases"))
+
+
+@bp.post("/category-aliases/delete")
+def delete_category_alias():
+    """Delete one synonym (init-db does not bring a standard one back)."""
+    alias = categories.delete_alias(
+        db.session, current_user, request.form.get("alias", ""), ip=request.remote_addr
+    )
+    db.session.commit()
+    flash(f"类别别名「{alias}」已删除", "ok")
+    return redirect(url_for("tables.category_aliases"))
+
+
+@bp.post("/category-aliases/import")
+def import_category_aliases():
+    """Merge an uploaded synonym table (别名, 类别编码), all rows or none."""
+    upload = _upload()
+    if upload is None:
+        return _category_aliases_page(400, "请选择类别别名表文件 (.xlsx/.xls/.csv)")
+    try:
+        result = categories.import_aliases(
+            db.session, current_user, *upload, replace=request.form.get("replace") == "1",
+            ip=request.remote_addr,
+        )
+    except categories.CategoryTableError as exc:
+        db.session.rollback()
+        return _category_aliases_page(400, str(exc), errors=exc.errors)
+    except ValidationError as exc:
+        db.session.rollback()
+        return _category_aliases_page(400, str(exc))
+    db.session.commit()
+    flash(
+        f"类别别名表已导入: 新增 {result['added']} 条, 修改 {result['changed']} 条, "
+        f"共 {result['total']} 条",
+        "ok",
+    )
+    return redirect(url_for("tables.category_aliases"))

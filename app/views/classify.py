@@ -1,0 +1,82 @@
+"""The 待分类 queue: problems whose category matched nothing, classified in bulk (admins)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from app.extensions import db, login_manager
+from app.services import categories, classify
+from app.services.access import require
+from app.services.errors import ServiceError
+
+bp = Blueprint("classify", __name__, url_prefix="/issues/pending")
+
+
+@bp.before_request
+def _admins_only():
+    """Sign-in first (redirect), then the admin permission (403 for everyone else)."""
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
+    require(current_user, classify.PERMISSION)
+    return None
+
+
+def _page(status: int = 200, error: str | None = None, picked=()):
+    items, total = classify.pending_queue(db.session, current_user)
+    return render_template(
+        "classify/queue.html",
+        items=items,
+        total=total,
+        groups=_groups(),
+        default_days=categories.pending_deadline_days(db.session),
+        error=error,
+        picked={str(p) for p in picked},
+        chosen=request.form.get("category", ""),
+    ), status
+
+
+def _groups():
+    from app.services.issue_queries import category_groups
+
+    return category_groups(db.session)
+
+
+@bp.get("/")
+def queue():
+    """List the 待分类 problems with a category picker to classify the ticked ones."""
+    return _page()
+
+
+@bp.post("/")
+def apply():
+    """Set the chosen category on the ticked problems."""
+    picked = request.form.getlist("issue_id")
+    try:
+        result = classify.classify_issues(db.session, current_user, picked,
+                                          request.form.get("category"))
+    except ServiceError as exc:
+        db.session.rollback()
+        return _page(exc.status, str(exc), picked)
+    db.session.commit()
+    message = f"已将 {len(result['classified'])} 条问题分类为「{result['category'].label}」"
+    if result["deadlines"]:
+        message += f"，其中 {len(result['deadlines'])} 条按该类别时限重算整改时限"
+    flash(message, "ok")
+    if result["skipped"]:
+        flash(f"{len(result['skipped'])} 条问题已被他人分类，未改动", "warn")
+    return redirect(url_for("classify.queue"))
+
+
+@bp.post("/settings")
+def save_default():
+    """Change the default deadline (working days) a 待分类 problem gets."""
+    try:
+        days = categories.set_pending_deadline_days(db.session, current_user,
+                                                    request.form.get("days", ""))
+    except ServiceError as exc:
+        db.session.rollback()
+        return _page(exc.status, str(exc))
+    db.session.commit()
+    flash(f"待分类问题的默认整改时限已设为 {days} 个工作日", "ok")
+    return redirect(url_for("classify.queue"))
