@@ -21,6 +21,7 @@ __all__ = [
     "POI_PARTS",
     "ROAD_SUFFIXES",
     "ParsedAddress",
+    "door_plate_fields",
     "normalize_address",
     "parse_address",
     "split_road_suffix",
@@ -394,3 +395,76 @@ def parse_address(text: str) -> ParsedAddress:
     if len(main) >= 2:
         return ParsedAddress(kind="poi", raw=raw, normalized=norm, poi=main)
     return ParsedAddress(kind="unknown", raw=raw, normalized=norm)
+
+
+# Column names a county's own address or building layer uses for street and number.
+STREET_FIELDS: tuple[str, ...] = (
+    "street",
+    "addr:street",
+    "addr_street",
+    "街路巷",
+    "街路巷名",
+    "路名",
+    "道路名称",
+    "街道名称",
+    "jlx",
+    "JLX",
+)
+NUMBER_FIELDS: tuple[str, ...] = (
+    "number",
+    "addr:housenumber",
+    "addr_housenumber",
+    "housenumber",
+    "门牌号",
+    "门牌",
+    "门牌号码",
+    "mph",
+    "MPH",
+)
+# A whole address in one field ("人民路23号"), as many 标准地址 layers have it.
+ADDRESS_FIELDS: tuple[str, ...] = ("address", "addr", "地址", "门牌地址", "标准地址", "dz", "DZ")
+_PLATE = re.compile(r"^(.+?(?:大道|大街|小街|路|街|巷|坡|弄|道))(\d+)号")
+
+
+def door_plate_fields(record: dict) -> tuple[str, int] | None:
+    """Return ``(street, number)`` of one feature's attributes, or None.
+
+    Reads the street and number fields an OSM export (``addr:street`` /
+    ``addr:housenumber``), this project (``street`` / ``number``) or a county's own
+    door-plate layer (街路巷名 / 门牌号, or one 地址 field "人民路23号") uses.
+
+    Parameters
+    ----------
+    record : dict
+        The feature's attributes (missing values as None or NaN).
+
+    Returns
+    -------
+    tuple of (str, int) or None
+        None when the feature has no street or no number.
+    """
+    street = _first_text(record, STREET_FIELDS)
+    number_text = _first_text(record, NUMBER_FIELDS)
+    if street and number_text:
+        number = re.search(r"\d+", normalize_address(number_text))
+        if number:
+            return normalize_address(street), int(number.group())
+    full = _first_text(record, ADDRESS_FIELDS)
+    if full:
+        match = _PLATE.match(normalize_address(full))
+        if match:
+            return match.group(1), int(match.group(2))
+    return None
+
+
+def _first_text(record: dict, fields: Sequence[str]) -> str | None:
+    for name in fields:
+        value = record.get(name)
+        if value is None or (isinstance(value, float) and value != value):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        text = str(value).strip()
+        if text and text.lower() not in ("nan", "none", "<na>"):
+            return text
+    return None

@@ -55,7 +55,16 @@ from shapely.geometry import LineString, MultiLineString, Point
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 
-from gis.address import ParsedAddress, normalize_address, parse_address, split_road_suffix
+from gis.address import (
+    ADDRESS_FIELDS,
+    NUMBER_FIELDS,
+    STREET_FIELDS,
+    ParsedAddress,
+    door_plate_fields,
+    normalize_address,
+    parse_address,
+    split_road_suffix,
+)
 from gis.crs import WGS84, utm_crs_for
 from gis.errors import LayerReadError
 
@@ -79,6 +88,8 @@ CONFIDENCE: dict[str, float] = {
     "short_road": 0.62,
 }
 QUEUE_BELOW = 0.6
+# Layer fields holding other names of a road or place (OSM keys; 别名/俗称 of county layers).
+ALIAS_FIELDS = ("short_name", "alt_name", "old_name", "official_name", "loc_name", "别名", "俗称")
 # Roads whose centre lines pass within this distance are taken to meet (digitising gaps).
 MAX_GAP_M = 30.0
 # Crossings of the same pair of roads closer than this are one crossing (dual carriageways).
@@ -243,6 +254,7 @@ class Geocoder:
         pois: gpd.GeoDataFrame | None = None,
         communities: gpd.GeoDataFrame | None = None,
         addresses: gpd.GeoDataFrame | None = None,
+        buildings: gpd.GeoDataFrame | None = None,
         aliases: Mapping[str, str] | None = None,
         strip_prefixes: Sequence[str] = (),
     ) -> Geocoder:
@@ -257,9 +269,16 @@ class Geocoder:
         communities : GeoDataFrame, optional
             Polygons with ``name``.
         addresses : GeoDataFrame, optional
-            Door plates: points with ``street`` and ``number`` (int).
+            Door plates: points (or building polygons) with ``street`` and ``number``,
+            or any fields :func:`gis.address.door_plate_fields` reads (``addr:street``
+            / ``addr:housenumber``, 街路巷名 / 门牌号, one 地址 field).
+        buildings : GeoDataFrame, optional
+            Building footprints: a named one is a place ("XX大厦后面") unless a POI
+            has that name already; one with a street and number is a door plate.
         aliases : mapping, optional
-            Alias → canonical road or POI name ("一中" → "第一中学").
+            Alias → canonical road or POI name ("一中" → "第一中学"). The layers' own
+            ``alt_name``, ``old_name``, ``short_name``, ``official_name`` and
+            ``loc_name`` fields are aliases too; this mapping wins over them.
         strip_prefixes : sequence of str
             Prefixes stripped from every address (e.g. the town's own name).
 
@@ -270,7 +289,8 @@ class Geocoder:
         Raises
         ------
         LayerReadError
-            When a layer lacks a CRS or a required column.
+            When a layer lacks a CRS or a required column, or a door-plate layer has
+            no street and number fields.
         """
         _check_layer(roads, "道路", ("name",))
         crs = utm_crs_for(*_centre_wgs84(roads))
@@ -279,25 +299,51 @@ class Geocoder:
         if pois is not None and len(pois):
             _check_layer(pois, "兴趣点", ("name",))
             poi_geoms = _group_geoms(pois.to_crs(crs), "name", lines=False)
+        if buildings is not None and len(buildings) and "name" in buildings.columns:
+            _check_layer(buildings, "建筑", ("name",))
+            named = buildings[buildings["name"].notna()]
+            for name, geom in _group_geoms(named.to_crs(crs), "name", lines=False).items():
+                known = poi_geoms.get(name)
+                # A POI point inside its own footprint: the footprint places its gates.
+                if known is None or (known.geom_type == "Point" and geom.buffer(5).contains(known)):
+                    poi_geoms[name] = geom
         community_geoms: dict[str, BaseGeometry] = {}
         if communities is not None and len(communities):
             _check_layer(communities, "社区", ("name",))
             community_geoms = _group_geoms(communities.to_crs(crs), "name", lines=False)
-        plates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        plate_frames = []
         if addresses is not None and len(addresses):
-            _check_layer(addresses, "门牌", ("street", "number"))
-            plates = _index_plates(addresses.to_crs(crs))
+            _check_layer(addresses, "门牌", ())
+            frame = _plate_frame(addresses.to_crs(crs))
+            if frame.empty:
+                msg = (
+                    "门牌图层没有可用的街路巷名和门牌号 (字段应为 street/number、"
+                    "addr:street/addr:housenumber、街路巷名/门牌号，或一个“地址”字段如 人民路23号)"
+                )
+                raise LayerReadError(msg)
+            plate_frames.append(frame)
+        for extra in (buildings, pois):
+            if extra is not None and len(extra) and extra.crs is not None:
+                frame = _plate_frame(extra.to_crs(crs))
+                if not frame.empty:
+                    plate_frames.append(frame)
+        plates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        if plate_frames:
+            plates = _index_plates(gpd.GeoDataFrame(gpd.pd.concat(plate_frames), crs=crs))
         # POI names are also known without the county prefix ("XX县第一中学" → "第一中学").
         for name in list(poi_geoms):
             key = _name_key(name)
             poi_geoms.setdefault(key, poi_geoms[name])
+        layer_aliases: dict[str, str] = {}
+        for frame in (roads, pois, buildings):
+            layer_aliases.update(_layer_aliases(frame, known={*poi_geoms, *road_geoms}))
         return cls(
             crs=crs,
             roads=road_geoms,
             pois=poi_geoms,
             communities=community_geoms,
             plates=plates,
-            aliases=aliases or {},
+            aliases={**layer_aliases, **(aliases or {})},
             strip_prefixes=strip_prefixes,
         )
 
@@ -775,6 +821,53 @@ def _group_geoms(gdf: gpd.GeoDataFrame, column: str, *, lines: bool) -> dict[str
             if not geoms:
                 continue
         out[name] = geoms[0] if len(geoms) == 1 else shapely.unary_union(geoms)
+    return out
+
+
+def _plate_frame(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return the door plates of a layer as ``street``/``number`` points (same CRS)."""
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    columns = [c for c in gdf.columns if c != gdf.geometry.name]
+    present = [c for c in (*STREET_FIELDS, *NUMBER_FIELDS, *ADDRESS_FIELDS) if c in columns]
+    if not present:
+        return gpd.GeoDataFrame({"street": [], "number": []}, geometry=[], crs=gdf.crs)
+    if "street" in columns and "number" in columns:
+        # The project's own door-plate form (the demo's, an OSM import's): no parsing.
+        numbers = gpd.pd.to_numeric(gdf["number"], errors="coerce")
+        if numbers.notna().all() and gdf["street"].notna().all():
+            points = gdf.geometry.where(gdf.geom_type == "Point", gdf.representative_point())
+            return gpd.GeoDataFrame(
+                {"street": gdf["street"].to_numpy(), "number": numbers.to_numpy()},
+                geometry=points.to_numpy(),
+                crs=gdf.crs,
+            )
+    # Only rows with a value in one of the fields are worth a look (POIs, buildings).
+    gdf = gdf[gdf[present].notna().any(axis=1)]
+    streets, numbers, geoms = [], [], []
+    for record, geom in zip(gdf[columns].to_dict("records"), gdf.geometry, strict=True):
+        plate = door_plate_fields(record)
+        if plate is not None:
+            streets.append(plate[0])
+            numbers.append(plate[1])
+            geoms.append(geom if isinstance(geom, Point) else geom.representative_point())
+    return gpd.GeoDataFrame({"street": streets, "number": numbers}, geometry=geoms, crs=gdf.crs)
+
+
+def _layer_aliases(gdf: gpd.GeoDataFrame | None, *, known: set[str]) -> dict[str, str]:
+    """Return alias → name from a layer's ``alt_name``-like fields (own names excluded)."""
+    if gdf is None or not len(gdf) or "name" not in gdf.columns:
+        return {}
+    fields = [c for c in ALIAS_FIELDS if c in gdf.columns]
+    out: dict[str, str] = {}
+    for field_name in fields:
+        for name, value in zip(gdf["name"], gdf[field_name], strict=True):
+            if name is None or value is None or name != name or value != value:
+                continue
+            # One field may hold several names: "二中;实验中学".
+            for alias in str(value).replace("；", ";").split(";"):
+                alias = _light_key(alias)
+                if alias and alias not in known and _name_key(alias) not in known:
+                    out.setdefault(alias, str(name))
     return out
 
 

@@ -10,7 +10,14 @@ libosmium's multipolygon manager) turns an ``.osm``, ``.osm.gz``, ``.osm.bz2`` o
   project's vocabulary (学校, 医院, 农贸市场 ...);
 - ``buildings``: ``building=*`` closed ways and multipolygon relations;
 - ``boundary``: ``boundary=administrative`` relations assembled into polygons;
-- ``water``: river/lake polygons and waterway lines.
+- ``water``: river/lake polygons and waterway lines;
+- ``addresses``: door plates, one point per object with ``addr:street`` and
+  ``addr:housenumber`` (nodes, and buildings or areas at a point inside them), in the
+  ``street``/``number`` form of the county's own door-plate layer.
+
+POIs carry their ``alt_name``, ``old_name``, ``short_name`` and ``official_name`` so
+the geocoder can reach a place by any name people use; named buildings without a tag
+of interest (大厦, 商场 ...) are POIs of type 建筑.
 
 An export from openstreetmap.org cuts relations at its bounds: a relation whose member
 ways are missing cannot be closed into a polygon. Such relations are skipped and named
@@ -32,14 +39,37 @@ import shapely
 from osmium.filter import KeyFilter
 from shapely.geometry import MultiPolygon, Polygon
 
+from gis.address import normalize_address
 from gis.crs import WGS84, utm_crs_for_geom
 from gis.errors import GridBuildError, LayerReadError
 
-LAYER_NAMES = ("boundary", "roads", "pois", "buildings", "water")
+LAYER_NAMES = ("boundary", "roads", "pois", "buildings", "water", "addresses")
 
-ROAD_COLUMNS = ["osm_id", "name", "highway", "ref", "oneway", "lanes", "bridge"]
-POI_COLUMNS = ["osm_id", "osm_type", "name", "type", "osm_tag", "addr_street"]
-BUILDING_COLUMNS = ["osm_id", "name", "building", "levels"]
+ROAD_COLUMNS = [
+    "osm_id",
+    "name",
+    "highway",
+    "ref",
+    "oneway",
+    "lanes",
+    "bridge",
+    "alt_name",
+    "old_name",
+]
+# Other names of one object, in the order a person is likely to use them.
+ALIAS_KEYS = ("short_name", "alt_name", "old_name", "official_name", "loc_name")
+POI_COLUMNS = [
+    "osm_id",
+    "osm_type",
+    "name",
+    "type",
+    "osm_tag",
+    "addr_street",
+    "addr_housenumber",
+    *ALIAS_KEYS,
+]
+BUILDING_COLUMNS = ["osm_id", "name", "building", "levels", *ALIAS_KEYS]
+ADDRESS_COLUMNS = ["osm_id", "street", "number", "housenumber", "name"]
 BOUNDARY_COLUMNS = ["osm_id", "name", "admin_level"]
 WATER_COLUMNS = ["osm_id", "name", "water", "osm_tag"]
 
@@ -56,6 +86,8 @@ _KEYS = (
     "waterway",
     "water",
     "landuse",
+    # Door plates on unnamed nodes and buildings ("人民路23号").
+    "addr:housenumber",
 )
 
 # (key, value) -> project POI type. Value None matches any value of the key.
@@ -234,9 +266,11 @@ def read_osm(path: str | Path) -> OsmLayers:
         "pois": _frame(rows["pois"], POI_COLUMNS),
         "buildings": _frame(rows["buildings"], BUILDING_COLUMNS),
         "water": _frame(rows["water"], WATER_COLUMNS),
+        "addresses": _frame(rows["addresses"], ADDRESS_COLUMNS),
     }
     layers["roads"]["lanes"] = layers["roads"]["lanes"].astype("Int64")
     layers["buildings"]["levels"] = layers["buildings"]["levels"].astype("Int64")
+    layers["addresses"]["number"] = layers["addresses"]["number"].astype("Int64")
     if not layers["boundary"].empty:
         layers["boundary"]["admin_level"] = layers["boundary"]["admin_level"].astype("Int64")
     return OsmLayers(layers=layers, warnings=warnings, bounds=bounds)
@@ -422,6 +456,8 @@ def _take_way(way, wkb, rows: dict[str, list[dict]], warnings: list[str]) -> Non
                 "oneway": oneway,
                 "lanes": _parse_int(_tag(tags, "lanes")),
                 "bridge": bridge is not None and bridge != "no",
+                "alt_name": _tag(tags, "alt_name"),
+                "old_name": _tag(tags, "old_name"),
                 "wkb": geom,
                 "reverse": reverse,
             }
@@ -440,27 +476,31 @@ def _take_way(way, wkb, rows: dict[str, list[dict]], warnings: list[str]) -> Non
 
 def _take_node(node, wkb, rows: dict[str, list[dict]]) -> None:
     tags = node.tags
-    name = _tag(tags, "name")
-    if name is None:
-        return
-    poi = _poi_type(tags)
-    if poi is None:
-        return
     loc = node.location
     if not loc.valid():
         return
-    rows["pois"].append(
-        {
-            "osm_id": f"node/{node.id}",
-            "osm_type": "node",
-            "name": name,
-            "type": poi[0],
-            "osm_tag": poi[1],
-            "addr_street": _tag(tags, "addr:street"),
-            "wkb": wkb.create_point(loc),
-            "point": False,
-        }
-    )
+    name = _tag(tags, "name")
+    osm_id = f"node/{node.id}"
+    plate = _address_row(tags, osm_id, name)
+    poi = _poi_type(tags) if name is not None else None
+    if plate is None and poi is None:
+        return
+    point = wkb.create_point(loc)
+    if plate is not None:
+        rows["addresses"].append({**plate, "wkb": point, "point": False})
+    if poi is not None:
+        rows["pois"].append(
+            {
+                "osm_id": osm_id,
+                "osm_type": "node",
+                "name": name,
+                "type": poi[0],
+                "osm_tag": poi[1],
+                **_poi_extras(tags),
+                "wkb": point,
+                "point": False,
+            }
+        )
 
 
 def _take_area(area, wkb, rows, warnings: list[str], assembled: set[int]) -> None:
@@ -493,6 +533,7 @@ def _take_area(area, wkb, rows, warnings: list[str], assembled: set[int]) -> Non
                 "name": name,
                 "building": building,
                 "levels": _parse_int(_tag(tags, "building:levels")),
+                **{key: _tag(tags, key) for key in ALIAS_KEYS},
                 "wkb": geom,
             }
         )
@@ -507,8 +548,14 @@ def _take_area(area, wkb, rows, warnings: list[str], assembled: set[int]) -> Non
                 "wkb": geom,
             }
         )
+    plate = _address_row(tags, osm_id, name)
+    if plate is not None:
+        rows["addresses"].append({**plate, "wkb": geom, "point": True})
     if name is not None:
         poi = _poi_type(tags)
+        if poi is None and building is not None and building != "no":
+            # A named building is a landmark ("XX大厦后面") even with no other tag.
+            poi = ("建筑", f"building={building}")
         if poi is not None:
             rows["pois"].append(
                 {
@@ -517,11 +564,58 @@ def _take_area(area, wkb, rows, warnings: list[str], assembled: set[int]) -> Non
                     "name": name,
                     "type": poi[0],
                     "osm_tag": poi[1],
-                    "addr_street": _tag(tags, "addr:street"),
+                    **_poi_extras(tags),
                     "wkb": geom,
                     "point": True,
                 }
             )
+
+
+def _poi_extras(tags) -> dict[str, str | None]:
+    extras = {
+        "addr_street": _tag(tags, "addr:street"),
+        "addr_housenumber": _tag(tags, "addr:housenumber"),
+    }
+    extras.update({key: _tag(tags, key) for key in ALIAS_KEYS})
+    return extras
+
+
+def _address_row(tags, osm_id: str, name: str | None) -> dict | None:
+    """Return a door-plate row for an object with a street and a house number."""
+    street = _tag(tags, "addr:street")
+    housenumber = _tag(tags, "addr:housenumber")
+    if street is None or housenumber is None:
+        return None
+    number = parse_house_number(housenumber)
+    if number is None:
+        return None
+    return {
+        "osm_id": osm_id,
+        "street": street.strip(),
+        "number": number,
+        "housenumber": housenumber,
+        "name": name,
+    }
+
+
+def parse_house_number(text: str | None) -> int | None:
+    """Return the door number of an ``addr:housenumber`` ("23", "23号", "23-1", "二十三号").
+
+    Parameters
+    ----------
+    text : str or None
+        The tag's value as mapped.
+
+    Returns
+    -------
+    int or None
+        The first number; None when the value has none ("东侧").
+    """
+    if text is None:
+        return None
+    value = normalize_address(str(text))
+    match = re.search(r"\d+", value)
+    return int(match.group()) if match else None
 
 
 def _water_area_tag(tags) -> str | None:

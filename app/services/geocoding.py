@@ -30,7 +30,12 @@ def set_aliases(session, mapping: dict[str, str]) -> None:
 
 
 def geocoder_for(session):
-    """Return a Geocoder over the active layers (cached until a layer or alias changes)."""
+    """Return a Geocoder over the active layers (cached until a layer or alias changes).
+
+    Roads, POIs, communities, door plates and buildings all feed it: a named building
+    is a landmark, one with a street and number a door plate, and every layer's
+    ``alt_name``/``old_name``/``short_name`` an alias beneath the admin's own table.
+    """
     layers = {
         layer.kind: layer.id
         for layer in session.execute(
@@ -55,7 +60,8 @@ def geocoder_for(session):
 
     geocoder = Geocoder.from_layers(
         roads=gdf("roads"), pois=gdf("pois"), communities=gdf("communities"),
-        addresses=gdf("addresses"), aliases=alias_map, strip_prefixes=prefixes,
+        addresses=gdf("addresses"), buildings=gdf("buildings"), aliases=alias_map,
+        strip_prefixes=prefixes,
     )
     with _LOCK:
         _CACHE.clear()

@@ -459,3 +459,141 @@ def test_demo_workbook_places_95_percent_within_40_m(demo_geocoder: Geocoder) ->
     assert placeable > 0
     assert good / placeable >= 0.95, misses
     assert not false_places, false_places
+
+
+# ------------------------------------------------------------------ what an OSM export carries
+
+FIRST_DAY = Path(__file__).parents[1] / "fixtures" / "first_day_town.osm"
+
+
+@pytest.fixture(scope="module")
+def osm_geocoder() -> Geocoder:
+    from gis.osm import read_osm
+
+    osm = read_osm(FIRST_DAY)
+    return Geocoder.from_layers(
+        roads=osm["roads"],
+        pois=osm["pois"],
+        buildings=osm["buildings"],
+        addresses=osm["addresses"],
+        aliases={"老市场": "城东农贸综合市场"},
+    )
+
+
+def _apart(geocoder: Geocoder, result: GeocodeResult, lon: float, lat: float) -> float:
+    to_utm = Transformer.from_crs(4326, geocoder.crs, always_xy=True)
+    ax, ay = to_utm.transform(result.lon, result.lat)
+    bx, by = to_utm.transform(lon, lat)
+    return math.hypot(ax - bx, ay - by)
+
+
+def test_osm_door_plate_on_a_building_places_its_number(osm_geocoder: Geocoder) -> None:
+    result = osm_geocoder.geocode_address("人民路23号门前")
+    assert result.method == "house_number"
+    assert result.confidence == pytest.approx(0.95)
+    assert result.placed
+    # The plate is the shop's footprint (117.2019..117.2021, 28.3051..28.3053).
+    assert _apart(osm_geocoder, result, 117.2020, 28.3052) < 15
+
+
+def test_osm_plates_interpolate_like_the_demo_plates(osm_geocoder: Geocoder) -> None:
+    result = osm_geocoder.geocode_address("人民路二十五号")
+    assert result.method == "house_number" and result.confidence == pytest.approx(0.95)
+    assert _apart(osm_geocoder, result, 117.2024, 28.30515) < 2
+
+
+def test_named_school_area_and_its_alt_name(osm_geocoder: Geocoder) -> None:
+    by_name = osm_geocoder.geocode_address("信江实验中学对面")
+    assert by_name.method == "poi" and by_name.confidence == pytest.approx(0.72)
+    by_alias = osm_geocoder.geocode_address("第二中学对面")
+    assert by_alias.method == "alias"
+    assert by_alias.confidence == pytest.approx(0.72)
+    assert (by_alias.lon, by_alias.lat) == (by_name.lon, by_name.lat)
+    # Inside the school's polygon (117.206..117.209, 28.301..28.304).
+    assert 117.206 < by_alias.lon < 117.209 and 28.301 < by_alias.lat < 28.304
+
+
+def test_short_name_of_a_node_and_the_admin_alias_both_apply(osm_geocoder: Geocoder) -> None:
+    short = osm_geocoder.geocode_address("东市内")
+    admin = osm_geocoder.geocode_address("老市场门口")
+    assert short.method == admin.method == "alias"
+    assert short.placed and admin.placed
+    assert (short.lon, short.lat) == (admin.lon, admin.lat) == (117.207, 28.306)
+
+
+def test_named_building_is_a_landmark(osm_geocoder: Geocoder) -> None:
+    result = osm_geocoder.geocode_address("金茂大厦后面")
+    assert result.method == "poi" and result.confidence == pytest.approx(0.72)
+    assert 117.201 < result.lon < 117.203 and 28.307 < result.lat < 28.3085
+
+
+def test_road_alt_name_reaches_the_crossing(osm_geocoder: Geocoder) -> None:
+    result = osm_geocoder.geocode_address("人民大道与建设路交叉口东北角")
+    assert result.method == "intersection" and result.confidence == pytest.approx(0.92)
+    assert _apart(osm_geocoder, result, 117.2050, 28.3050) < 20
+
+
+def test_unknown_place_is_still_queued(osm_geocoder: Geocoder) -> None:
+    result = osm_geocoder.geocode_address("二中")
+    assert not result.placed
+
+
+def test_admin_alias_wins_over_a_layer_alias() -> None:
+    roads = _gdf([{"name": "人民路"}], [LineString([(-500, 0), (500, 0)])])
+    pois = _gdf(
+        [{"name": "第一中学", "alt_name": "一中"}, {"name": "实验小学"}],
+        [Point(100, 50), Point(-100, -50)],
+    )
+    geocoder = Geocoder.from_layers(roads=roads, pois=pois, aliases={"一中": "实验小学"})
+    result = geocoder.geocode_address("一中门口")
+    assert result.candidates[0]["name"] == "实验小学"
+
+
+@pytest.mark.parametrize(
+    ("fields", "geom_kind"),
+    [
+        ({"街路巷名": "人民路", "门牌号": "23号"}, "point"),
+        ({"addr:street": "人民路", "addr:housenumber": "23"}, "point"),
+        ({"地址": "某某县人民路23号"}, "point"),
+        ({"JLX": "人民路", "MPH": 23.0}, "polygon"),
+    ],
+)
+def test_county_address_layer_with_its_own_field_names(fields: dict, geom_kind: str) -> None:
+    roads = _gdf([{"name": "人民路"}], [LineString([(-500, 0), (500, 0)])])
+    geom = Point(120, 12) if geom_kind == "point" else box(110, 5, 130, 20)
+    plates = _gdf([fields, {**fields}], [geom, geom])
+    plates = plates.iloc[:1]
+    geocoder = Geocoder.from_layers(roads=roads, addresses=plates)
+    result = geocoder.geocode_address("人民路23号")
+    assert result.method == "house_number" and result.confidence == pytest.approx(0.95)
+    x, y = _TO_UTM.transform(result.lon, result.lat)
+    assert math.hypot(x - X0 - 120, y - Y0 - 12) < 6
+
+
+def test_address_layer_without_street_and_number_fields_is_refused() -> None:
+    roads = _gdf([{"name": "人民路"}], [LineString([(-500, 0), (500, 0)])])
+    plates = _gdf([{"备注": "x"}], [Point(0, 10)])
+    with pytest.raises(LayerReadError, match="街路巷名/门牌号"):
+        Geocoder.from_layers(roads=roads, addresses=plates)
+
+
+def test_buildings_with_plates_feed_the_geocoder() -> None:
+    roads = _gdf([{"name": "人民路"}], [LineString([(-500, 0), (500, 0)])])
+    buildings = _gdf(
+        [{"name": None, "addr_street": "人民路", "addr_housenumber": "8"},
+         {"name": "财富大厦", "addr_street": None, "addr_housenumber": None}],
+        [box(50, 5, 70, 25), box(-200, 30, -150, 80)],
+    )
+    geocoder = Geocoder.from_layers(roads=roads, buildings=buildings)
+    plate = geocoder.geocode_address("人民路8号")
+    assert plate.method == "house_number" and plate.confidence == pytest.approx(0.95)
+    tower = geocoder.geocode_address("财富大厦北门")
+    assert tower.method == "poi" and tower.placed
+
+
+def test_gate_of_a_named_building_is_on_its_footprint(osm_geocoder: Geocoder) -> None:
+    # The tower's POI is a point, its footprint 117.201..117.203 × 28.3070..28.3085.
+    result = osm_geocoder.geocode_address("金茂大厦北门")
+    assert result.method == "poi" and result.confidence == pytest.approx(0.85)
+    assert "北侧边界处" in result.message
+    assert 28.3083 < result.lat < 28.3085

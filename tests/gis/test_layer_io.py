@@ -444,3 +444,49 @@ def test_read_accepts_str_paths(tmp_path: Path, pois_gdf):
     path = write_layer(pois_gdf, str(tmp_path / "p.geojson"), fmt="geojson")
     assert isinstance(path, Path)
     assert len(read_layer(str(path), kind="addresses")) == 2
+
+
+# ------------------------------------------------------------------ a county's own address layers
+
+
+def _county_roads() -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"name": ["人民路"]}, geometry=[LineString([(117.20, 28.305), (117.21, 28.305)])], crs=WGS84
+    )
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp"])
+def test_county_door_plate_layer_reaches_the_geocoder(tmp_path: Path, fmt: str) -> None:
+    from gis.geocode import Geocoder
+
+    plates = gpd.GeoDataFrame(
+        {"JLX": ["人民路", "人民路"], "MPH": ["21号", "23号"]},
+        geometry=[Point(117.2018, 28.3051), Point(117.2020, 28.3051)],
+        crs=WGS84,
+    )
+    path = write_layer(plates, tmp_path / f"门牌.{'zip' if fmt == 'shp' else fmt}", fmt=fmt)
+    layer = read_layer(path, kind="addresses")
+    assert list(layer["JLX"]) == ["人民路", "人民路"]
+    geocoder = Geocoder.from_layers(roads=_county_roads(), addresses=layer)
+    result = geocoder.geocode_address("人民路23号门前")
+    assert result.method == "house_number" and result.confidence == pytest.approx(0.95)
+    assert (result.lon, result.lat) == pytest.approx((117.2020, 28.3051), abs=1e-6)
+
+
+def test_county_building_layer_with_address_and_names(tmp_path: Path) -> None:
+    from gis.geocode import Geocoder
+
+    buildings = gpd.GeoDataFrame(
+        {"名称": ["财富大厦", None], "地址": [None, "人民路8号"], "别名": ["财富中心", None]},
+        geometry=[box(117.203, 28.306, 117.204, 28.307), box(117.205, 28.3052, 117.2052, 28.3054)],
+        crs=WGS84,
+    )
+    path = write_layer(buildings, tmp_path / "建筑.gpkg", fmt="gpkg")
+    layer = read_layer(path, kind="buildings")
+    assert list(layer["name"].fillna("")) == ["财富大厦", ""]
+    geocoder = Geocoder.from_layers(roads=_county_roads(), buildings=layer)
+    plate = geocoder.geocode_address("人民路8号")
+    assert plate.method == "house_number" and plate.placed
+    assert box(117.205, 28.3052, 117.2052, 28.3054).contains(Point(plate.lon, plate.lat))
+    alias = geocoder.geocode_address("财富中心后面")
+    assert alias.method == "alias" and alias.placed

@@ -161,7 +161,7 @@ def town(town_osm) -> OsmLayers:
 
 
 def test_layers_present_in_wgs84(town):
-    assert set(town.keys()) == {"boundary", "roads", "pois", "buildings", "water"}
+    assert set(town.keys()) == {"boundary", "roads", "pois", "buildings", "water", "addresses"}
     for name in town:
         assert town[name].crs.equals(WGS84), name
     assert town.bounds == pytest.approx((LON0, LAT0, LON0 + 0.005, LAT0 + 0.005))
@@ -342,6 +342,74 @@ def test_builtup_needs_geometry():
 
 
 # ------------------------------------------------------------------ the real extract
+
+
+# ------------------------------------------------------------------ addresses and other names
+
+FIRST_DAY = Path(__file__).parents[1] / "fixtures" / "first_day_town.osm"
+
+
+@pytest.fixture(scope="module")
+def first_day() -> OsmLayers:
+    return read_osm(FIRST_DAY)
+
+
+def test_door_plates_from_buildings_and_nodes(first_day):
+    plates = first_day["addresses"]
+    assert plates.crs.equals(WGS84)
+    got = {(row.street, int(row.number), row.osm_id) for row in plates.itertuples()}
+    # The building's plate sits inside its footprint; "25号" is read as 25.
+    assert got == {("人民路", 23, "way/200"), ("人民路", 25, "node/14")}
+    building = first_day["buildings"].set_index("osm_id").loc["way/200"].geometry
+    plate = plates.set_index("osm_id").loc["way/200"].geometry
+    assert plate.geom_type == "Point" and building.contains(plate)
+
+
+def test_unnamed_door_plate_is_not_a_poi(first_day):
+    assert "node/14" not in set(first_day["pois"]["osm_id"])
+    assert "way/200" not in set(first_day["pois"]["osm_id"])
+
+
+def test_pois_carry_their_other_names(first_day):
+    pois = first_day["pois"].set_index("name")
+    assert pois.loc["信江实验中学", "alt_name"] == "第二中学"
+    assert pois.loc["信江实验中学", "type"] == "学校"
+    assert pois.loc["城东农贸综合市场", "short_name"] == "东市"
+    roads = first_day["roads"].set_index("name")
+    assert roads.loc["人民路", "alt_name"] == "人民大道"
+
+
+def test_named_building_without_other_tags_is_a_landmark(first_day):
+    pois = first_day["pois"].set_index("name")
+    assert pois.loc["金茂大厦", "type"] == "建筑"
+    assert pois.loc["金茂大厦", "osm_tag"] == "building=commercial"
+    # The unnamed shop is a building, not a place.
+    assert len(first_day["buildings"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "number"),
+    [("23", 23), ("23号", 23), ("23-1", 23), ("二十三号", 23), ("东侧", None), (None, None)],
+)
+def test_parse_house_number(text, number):
+    from gis.osm import parse_house_number
+
+    assert parse_house_number(text) == number
+
+
+@pytest.mark.slow
+@needs_guixi
+def test_guixi_counts_what_the_export_carries(guixi):
+    """What the real export gives the geocoder (it maps no door plates or other names)."""
+    counts = {name: len(guixi[name]) for name in guixi}
+    assert counts["roads"] >= 176
+    assert counts["pois"] >= 13
+    assert counts["buildings"] >= 165
+    # The export carries no addr:housenumber and no alt_name/short_name: nothing invented.
+    assert counts["addresses"] == 0
+    pois = guixi["pois"]
+    assert pois[["alt_name", "short_name", "old_name"]].isna().all().all()
+    assert {"贵溪五中", "贵溪市实验中学", "贵溪市第四中学", "贵溪市第九中学"} <= set(pois["name"])
 
 
 @pytest.fixture(scope="module")
