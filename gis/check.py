@@ -313,6 +313,17 @@ def check_grid(
                         [code],
                     )
                 )
+            elif code[6:9] == "000" or code[9:12] == "000":
+                slot = "街道" if code[6:9] == "000" else "社区"
+                findings.append(
+                    Finding(
+                        "malformed_code",
+                        "error",
+                        f"第 {k + 1} 行网格编码 {code} 的{slot}段为 000 "
+                        "(每个网格都应属于一个街道和社区或片区)",
+                        [code],
+                    )
+                )
             elif county_code and not code.startswith(str(county_code)):
                 findings.append(
                     Finding(

@@ -36,10 +36,11 @@ def _existing(file: str) -> Path:
 @click.argument("file")
 @with_appcontext
 def import_osm_command(file: str) -> None:
-    """Import roads, POIs, buildings, water and a built-up boundary from an OSM file."""
-    from app.services.grid_admin import KIND_LABELS, import_osm
+    """Import roads, POIs, buildings, water, door plates and a built-up boundary from OSM."""
+    from app.services.grid_admin import KIND_LABELS
+    from app.services.layers import import_osm_file
 
-    result = run_service(import_osm, db.session, _existing(file))
+    result = run_service(import_osm_file, db.session, _existing(file))
     for kind, count in result["layers"].items():
         click.echo(
             f"{KIND_LABELS.get(kind, kind)} ({kind}): {count} 个要素, "
@@ -115,6 +116,18 @@ def make_grid_command(
     click.echo(
         f"网格图层已生成 (未启用): {grid.cell_count} 个网格; {grid.params['check']['summary']}"
     )
+    zones = grid.params.get("zones") or {}
+    if zones:
+        click.echo(
+            f"社区 {zones['communities']} 个, 片区(临时) {zones['provisional']} 个 "
+            f"(最大 {zones['largest']} 个网格)"
+        )
+    settled = grid.params.get("settled") or {}
+    if settled:
+        click.echo(
+            f"责任单位: {settled['carried']} 个网格沿用原网格的单位, "
+            f"{settled['held']} 个未分配网格由属地街道(乡镇)兜底"
+        )
     click.echo(f"启用: flask --app app activate-grid {grid.id}")
     click.echo(grid.id)
 

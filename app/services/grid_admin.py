@@ -30,6 +30,7 @@ from app.models import (
     Setting,
     Unit,
     User,
+    Zone,
 )
 from app.services import access
 from app.services.errors import ForbiddenError, NotFoundError, ValidationError
@@ -102,6 +103,21 @@ def county_code(session) -> str:
         return "532599"
 
 
+def rest_subdistrict_name(session) -> str:
+    """Name of the sub-district for cells no sub-district covers: the seat's, else "城区".
+
+    A county seat is one town or 城区 whose offices are not mapped; naming it after the
+    seat (云岭镇) or the county (贵溪市城区) tells the office who holds those cells.
+    """
+    setting = session.get(Setting, "county")
+    value = setting.value if setting and isinstance(setting.value, dict) else {}
+    if value.get("seat_name"):
+        return str(value["seat_name"]).strip()[:40]
+    if value.get("county_name"):
+        return f"{str(value['county_name']).strip()[:36]}城区"
+    return "城区"
+
+
 def audit(session, user: User | None, action: str, detail: str, *, ip: str | None = None) -> None:
     session.add(AuditLog(user_id=user.id if user else None, action=action, detail=detail, ip=ip))
 
@@ -114,7 +130,8 @@ def import_osm(session, path: str | Path, *, user: User | None = None) -> dict:
 
     OSM rarely maps a town's built-up limit and exports cut the county relation, so the
     ``boundary`` layer is derived from roads and buildings; complete administrative
-    relations become the ``subdistricts`` layer (numbered 001, 002 ... by name).
+    relations of admin_level 8 (街道/乡镇) become the ``subdistricts`` layer (numbered
+    001, 002 ... by name).
     """
     from gis.osm import derive_builtup_boundary, read_osm
 
@@ -151,6 +168,11 @@ def import_osm(session, path: str | Path, *, user: User | None = None) -> dict:
     )
     stored["boundary"], layer_ids["boundary"] = 1, layer.id
     admin = osm["boundary"]
+    if len(admin) and "admin_level" in admin.columns:
+        # Sub-districts and towns are admin_level 8 in China; a complete county (6) or
+        # village (10) relation would otherwise be coded as a sub-district.
+        level = admin["admin_level"].astype("Float64")
+        admin = admin[(level == 8).fillna(False).to_numpy()]
     if len(admin):
         admin = admin.sort_values("name", na_position="last").reset_index(drop=True)
         admin["code"] = [f"{i:03d}" for i in range(1, len(admin) + 1)]
@@ -251,6 +273,7 @@ class GridCandidate:
     report: dict
     boundary: object = None
     warnings: list[str] = field(default_factory=list)
+    zones: object = None  # the zone table of gis.coding.code_grid
 
 
 def _number(value, label: str, *, low: float, high: float, integer: bool = False):
@@ -277,7 +300,7 @@ def build_candidate(
     resolution: int | str | None = None,
 ) -> GridCandidate:
     """Build and code a grid from the stored layers and check it, without storing it."""
-    from gis.coding import code_cells
+    from gis.coding import code_grid
     from gis.grid import build_block_grid, build_h3_grid, build_square_grid
 
     if method not in METHODS:
@@ -290,15 +313,15 @@ def build_candidate(
     communities = load_layer_gdf(session, "communities")
     subdistricts = load_layer_gdf(session, "subdistricts")
     params: dict = {"boundary_layer_id": boundary_layer, "boundary_name": boundary_name}
+    roads = load_layer_gdf(session, "roads")
+    water = load_layer_gdf(session, "water")
+    if water is not None and "kind" in water.columns:
+        # A river's centre line would split the water polygon's cells in two.
+        water = water[water["kind"] != "centerline"]
     if method == "block":
-        roads = load_layer_gdf(session, "roads")
         if roads is None or roads.empty:
             msg = "街区法需要道路图层 (roads)，请先导入道路"
             raise NotFoundError(msg)
-        water = load_layer_gdf(session, "water")
-        if water is not None and "kind" in water.columns:
-            # A river's centre line would split the water polygon's cells in two.
-            water = water[water["kind"] != "centerline"]
         params["target_area_m2"] = target or DEFAULT_TARGET_AREA
         cells = build_block_grid(
             boundary,
@@ -317,11 +340,42 @@ def build_candidate(
         msg = f"生成了 {len(cells)} 个网格，超过上限 {MAX_CELLS}，请加大网格尺寸"
         raise ValidationError(msg)
     code = county_code(session)
-    cells = code_cells(cells, county_code=code, subdistricts=subdistricts, communities=communities)
-    report = _check(cells, boundary=boundary, communities=communities, county=code)
-    return GridCandidate(
-        cells=cells, method=method, params=params, report=report, boundary=boundary
+    cells, zones = code_grid(
+        cells,
+        county_code=code,
+        subdistricts=subdistricts,
+        communities=communities,
+        roads=roads,
+        water=water,
+        rest_name=rest_subdistrict_name(session),
     )
+    report = _check(cells, boundary=boundary, communities=communities, county=code)
+    report["zones"] = _zone_summary(zones.to_dict("records"))
+    return GridCandidate(
+        cells=cells, method=method, params=params, report=report, boundary=boundary, zones=zones
+    )
+
+
+def _zone_summary(rows: list[dict]) -> dict:
+    """Zones of a grid for the report: rows, and counts of real communities and 片区."""
+    rows = [
+        {
+            "subdistrict_code": str(r["subdistrict_code"]),
+            "community_code": str(r["community_code"]),
+            "name": str(r["name"]),
+            "subdistrict_name": r.get("subdistrict_name") or "",
+            "provisional": bool(r["provisional"]),
+            "cell_count": int(r["cell_count"]),
+        }
+        for r in rows
+    ]
+    rows.sort(key=lambda r: (r["subdistrict_code"], r["community_code"]))
+    return {
+        "rows": rows,
+        "communities": sum(not r["provisional"] for r in rows),
+        "provisional": sum(r["provisional"] for r in rows),
+        "largest": max((r["cell_count"] for r in rows), default=0),
+    }
 
 
 def _check(cells: gpd.GeoDataFrame, *, boundary, communities, county: str) -> dict:
@@ -384,20 +438,41 @@ def save_candidate(
         raise ValidationError(msg)
     label = METHOD_LABELS.get(candidate.method, candidate.method)
     params = {**candidate.params, "check": _check_summary(candidate.report)}
+    if candidate.report.get("zones"):
+        z = candidate.report["zones"]
+        params["zones"] = {k: z[k] for k in ("communities", "provisional", "largest")}
     grid = store_grid(
         session,
         candidate.cells,
         name=name or f"责任网格 ({label})",
         method=candidate.method,
         params=params,
+        zones=candidate.zones,
     )
+    held = settle_units(session, grid)
+    grid.params = {**grid.params, "settled": {"carried": held["carried"], "held": held["held"]}}
     audit(
         session,
         user,
         "make_grid",
-        f"网格图层 {grid.id}: {candidate.method}, {grid.cell_count} 个网格",
+        f"网格图层 {grid.id}: {candidate.method}, {grid.cell_count} 个网格, "
+        f"{held['carried']} 个沿用原单位, {held['held']} 个由属地街道兜底",
     )
     return grid
+
+
+def settle_units(session, grid: GridLayer) -> dict:
+    """Give a new version's cells their units: carried over by overlap, else the office.
+
+    Cells lying mostly inside a cell of the active grid keep that cell's unit (a rebuild
+    after importing communities keeps who answers for the place); every other cell falls
+    to its sub-district office (属地兜底) until it is assigned.
+    """
+    from app.services.grids import carry_units, hold_unassigned
+
+    carried = carry_units(session, grid, active_grid(session))
+    held = hold_unassigned(session, grid)
+    return {"carried": carried, "held": sum(held.values()), "offices": held}
 
 
 def _check_summary(report: dict) -> dict:
@@ -474,6 +549,7 @@ def import_grid(
     grid = store_grid(
         session, stored, name=name or f"导入网格 {path.name}", method="import", params=params
     )
+    settle_units(session, grid)
     audit(session, user, "import_grid", f"网格图层 {grid.id}: {path.name}, {len(stored)} 个网格")
     return grid
 
@@ -563,7 +639,35 @@ def grid_report(session, grid_id: int) -> dict:
         communities=load_layer_gdf(session, "communities"),
         county=county_code(session),
     )
-    return {**report, "grid": grid}
+    return {**report, **grid_zones_report(session, grid), "grid": grid}
+
+
+def grid_zones_report(session, grid: GridLayer) -> dict:
+    """The grid's communities and 片区(临时), and the cells each office holds (属地兜底)."""
+    from app.services.grids import held_summary
+
+    rows = [
+        {
+            "subdistrict_code": z.subdistrict_code,
+            "community_code": z.community_code,
+            "name": z.name,
+            "subdistrict_name": z.subdistrict_name,
+            "provisional": z.provisional,
+            "cell_count": z.cell_count,
+        }
+        for z in session.execute(select(Zone).where(Zone.grid_id == grid.id)).scalars()
+    ]
+    held = held_summary(session, grid)
+    unassigned = session.execute(
+        select(func.count()).select_from(Cell).where(
+            Cell.grid_id == grid.id, Cell.unit_id.is_(None))
+    ).scalar_one()
+    return {
+        "zones": _zone_summary(rows),
+        "held": held,
+        "held_total": sum(h["count"] for h in held),
+        "no_unit": int(unassigned),
+    }
 
 
 def activate(session, user: User | None, grid_id: int, *, ip: str | None = None) -> dict:
@@ -851,20 +955,60 @@ def units_overview(session, user: User) -> list[dict]:
     return rows
 
 
+def zone_label(name: str, provisional: bool) -> str:
+    """A zone as people read it: "东门社区", or "城区 第3片区 · 片区(临时)"."""
+    return f"{name} · 片区(临时)" if provisional else name
+
+
 def grid_cells_fc(session, user: User, grid_id: int) -> tuple[dict, tuple | None]:
-    """A grid's visible cells as GeoJSON (code, unit) with their bounds."""
+    """A grid's visible cells as GeoJSON (code, unit, zone, held) with their bounds."""
     gdf = grid_cells_gdf(session, user, grid_id)
     if not len(gdf):
         return {"type": "FeatureCollection", "features": []}, None
+    zones = {
+        (z.subdistrict_code, z.community_code): zone_label(z.name, z.provisional)
+        for z in session.execute(select(Zone).where(Zone.grid_id == grid_id)).scalars()
+    }
+    provisional = {
+        (z.subdistrict_code, z.community_code)
+        for z in session.execute(
+            select(Zone).where(Zone.grid_id == grid_id, Zone.provisional.is_(True))
+        ).scalars()
+    }
+    grid = session.get(GridLayer, grid_id)
+    held = set(h["code"] for h in _held_codes(session, grid))
     fc = json.loads(gdf[["code", "unit", "area_m2", "geometry"]].to_json(drop_id=True))
-    for feature in fc["features"]:
-        feature["properties"]["unit"] = feature["properties"]["unit"] or "未分配"
+    for feature, sub, com in zip(
+        fc["features"], gdf["subdistrict_code"], gdf["community_code"], strict=True
+    ):
+        props = feature["properties"]
+        props["unit"] = props["unit"] or "未分配"
+        if zones:
+            props["zone"] = zones.get((sub, com), f"社区 {com}")
+            props["provisional"] = (sub, com) in provisional
+        props["held"] = props["code"] in held
     return fc, tuple(float(v) for v in gdf.total_bounds)
 
 
+def _held_codes(session, grid: GridLayer | None) -> list[dict]:
+    from app.services.grids import held_summary
+
+    if grid is None:
+        return []
+    return [{"code": c, "unit": h["unit"]} for h in held_summary(session, grid) for c in h["codes"]]
+
+
 def candidate_fc(candidate: GridCandidate) -> tuple[dict, tuple]:
-    cells = candidate.cells[["code", "area_m2", "geometry"]].copy()
+    cols = ["code", "area_m2", "geometry"]
+    cells = candidate.cells[cols].copy()
     cells["area_m2"] = cells["area_m2"].round(0)
+    if "zone_name" in candidate.cells.columns:
+        cells["zone"] = [
+            zone_label(n, bool(p))
+            for n, p in zip(candidate.cells["zone_name"], candidate.cells["provisional"],
+                            strict=True)
+        ]
+        cells["provisional"] = candidate.cells["provisional"].astype(bool).to_numpy()
     return json.loads(cells.to_json(drop_id=True)), tuple(float(v) for v in cells.total_bounds)
 
 

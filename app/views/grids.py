@@ -12,7 +12,7 @@ from app.services import grid_admin as svc
 from app.services.access import may, require
 from app.services.errors import ServiceError
 from app.services.map_data import layer_fc
-from app.views import gridmaps
+from app.views import gridmaps, zonemap
 from gis.errors import GisError
 
 bp = Blueprint("grids", __name__, url_prefix="/grids")
@@ -83,7 +83,7 @@ def report(grid_id: int):
     svc.require_grid_reader(current_user)
     result = svc.grid_report(db.session, grid_id)
     cells, bounds = svc.grid_cells_fc(db.session, current_user, grid_id)
-    parts = gridmaps.preview_map(cells, bounds, findings=result["findings"], **_base_layers())
+    parts = zonemap.zone_map(cells, bounds, findings=result["findings"], **_base_layers())
     return render_template(
         "grids/report.html",
         grid=result["grid"],
@@ -135,7 +135,7 @@ def make_grid():
         return render_template("grids/new.html", **context), 400
     cells, bounds = svc.candidate_fc(candidate)
     context["candidate"] = candidate
-    context["parts"] = gridmaps.preview_map(
+    context["parts"] = zonemap.zone_map(
         cells, bounds, findings=candidate.report["findings"], **_base_layers()
     )
     return render_template("grids/new.html", **context)
@@ -240,15 +240,19 @@ def assign_table(grid_id: int):
 @bp.route("/layers", methods=["GET", "POST"])
 @login_required
 def layers():
-    """List the county's layers with downloads; admins upload a new layer."""
+    """List the county's layers; admins upload one (imported in the background)."""
+    from app.background import job_dir, run_in_background
+    from app.services import layer_jobs
+
     svc.require_grid_reader(current_user)
-    error = None
+    error, job = None, None
+    wants_json = request.accept_mimetypes.best == "application/json"
     if request.method == "POST":
         require(current_user, "manage_grid")
         upload_file = request.files.get("file")
         try:
-            layer = svc.import_layer_upload(
-                db.session,
+            started = layer_jobs.start_layer_job(
+                job_dir(),
                 current_user,
                 upload_file.read() if upload_file else b"",
                 upload_file.filename if upload_file else None,
@@ -256,12 +260,24 @@ def layers():
                 request.form.get("crs") or None,
             )
         except (ServiceError, GisError) as exc:
-            db.session.rollback()
             error = str(exc)
+            if wants_json:
+                return {"error": error}, 400
         else:
-            db.session.commit()
-            flash(f"图层 {layer.id} ({svc.KIND_LABELS.get(layer.kind)}) 已导入", "ok")
-            return redirect(url_for("grids.layers"))
+            token = started["token"]
+            run_in_background(
+                layer_jobs.run_layer_job, job_dir(), token, current_user.id, name="layer-import"
+            )
+            status_url = url_for("setup.layer_job", token=token)
+            if wants_json:
+                return {"token": token, "status_url": status_url}, 202
+            return redirect(url_for("grids.layers", job=token))
+    elif request.args.get("job"):
+        try:
+            job = layer_jobs.read_job(job_dir(), request.args["job"], current_user)
+            job["token"] = request.args["job"]
+        except ServiceError as exc:
+            error = str(exc)
     kinds = [k for k in svc.IMPORT_KINDS if k != "grid"]
     return render_template(
         "grids/layers.html",
@@ -270,7 +286,8 @@ def layers():
         kinds=kinds,
         kind_labels=svc.KIND_LABELS,
         error=error,
-    ), (400 if error else 200)
+        job=job,
+    ), (400 if error and request.method == "POST" else 200)
 
 
 @bp.get("/layers/<int:layer_id>/export/<fmt>")

@@ -678,3 +678,177 @@ def test_demo_block_preview_for_one_community(demo_client):
     assert response.status_code == 200, html[:500]
     assert "folium-map" in html and "保存为新版本" in html
     assert re.search(r"预览: 街区法 \(道路切分\)，\d+ 个网格", html)
+
+
+# ---- zones (片区) and 属地兜底 --------------------------------------------------------------
+
+
+def zone_rows(session, grid_id: int) -> list:
+    from app.models import Zone
+
+    return list(
+        session.execute(
+            select(Zone).where(Zone.grid_id == grid_id).order_by(Zone.community_code)
+        ).scalars()
+    )
+
+
+def test_grid_without_communities_is_coded_in_provisional_zones_held_by_the_office(
+    runner, session
+):
+    from app.models import Unit
+
+    store_small_town(session)
+    result = runner.invoke(args=["make-grid", "--method", "block"])
+    assert result.exit_code == 0, result.output
+    assert "片区(临时)" in result.output and "兜底" in result.output
+    grid_id = int(last_line(result.output))
+    cells = session.execute(select(Cell).where(Cell.grid_id == grid_id)).scalars().all()
+    assert all(c.subdistrict_code != "000" and c.community_code != "000" for c in cells)
+    zones = zone_rows(session, grid_id)
+    assert zones and all(z.provisional for z in zones)
+    assert {z.name for z in zones} <= {f"城区 第{k}片区" for k in range(1, 20)}
+    assert sum(z.cell_count for z in zones) == len(cells)
+    # No unit was given: the rest's office (created now) holds every cell.
+    office = session.execute(select(Unit).where(Unit.name == "城区办事处")).scalar_one()
+    assert office.kind == "subdistrict"
+    assert {c.unit_id for c in cells} == {office.id}
+    grid = session.get(GridLayer, grid_id)
+    assert set(grid.params["held"]) == {c.code for c in cells}
+
+
+def test_report_page_shows_zones_and_cells_the_office_holds(client, session, factory):
+    from app.services.grid_admin import make_grid
+
+    store_small_town(session)
+    factory.user("admin", "admin")
+    grid = make_grid(session, "block")
+    session.commit()
+    login(client, "admin")
+    page = client.get(f"/grids/{grid.id}/report")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "社区与片区" in html and "片区(临时)" in html and "城区 第1片区" in html
+    assert "未分配网格 (属地兜底)" in html and "城区办事处" in html
+    assert f"{grid.cell_count} 个网格尚未分配责任单位" in html
+    # The map's cells carry their zone and whether the office only holds them.
+    def embedded(text: str) -> bool:  # the map's GeoJSON is written \u-escaped
+        return text in html or json.dumps(text)[1:-1] in html
+
+    assert embedded("城区 第1片区 · 片区(临时)") and embedded("未分配, 由属地街道兜底")
+    preview = client.post("/grids/new", data={"method": "block", "action": "preview"})
+    assert preview.status_code == 200 and "片区(临时)" in preview.get_data(as_text=True)
+
+
+def test_rebuild_with_communities_recodes_a_new_version_carrying_units_and_history(
+    runner, session, factory
+):
+    from app.models import IssueEvent
+    from app.services.grid_admin import activate, make_grid
+    from app.services.grids import assign_cells, held_summary
+
+    store_small_town(session)
+    shop = factory.unit("县市场监督管理局")
+    inspector = factory.user("inspector", "inspector")
+    factory.category()
+    first = make_grid(session, "block")
+    activate(session, None, first.id)
+    session.commit()
+    cells = session.execute(select(Cell).where(Cell.grid_id == first.id)).scalars().all()
+    minx, miny, maxx, maxy = TOWN_BOX
+    midx = (minx + maxx) / 2
+    west = [c for c in cells if c.shape.centroid.x < midx - 0.0005]
+    assign_cells(session, {c.code: shop.name for c in west})
+    session.commit()
+    assert held_summary(session, first)[0]["count"] == len(cells) - len(west)
+    p_west = west[0].shape.representative_point()
+    east_cell = next(c for c in cells if c.shape.centroid.x > midx + 0.0005)
+    p_east = east_cell.shape.representative_point()
+    open_issue = factory.issue(inspector, lon=p_west.x, lat=p_west.y)
+    closed_issue = factory.issue(inspector, lon=p_east.x, lat=p_east.y)
+    closed_issue.status = "closed"
+    session.commit()
+    assert open_issue.unit_id == shop.id and closed_issue.unit_id != shop.id
+
+    # The office now has its communities on file: rebuild and activate the new version.
+    communities = gpd.GeoDataFrame(
+        {"name": ["西门社区", "东门社区"], "code": ["001", "002"], "subdistrict_code": ["001", "001"]},
+        geometry=[box(minx, miny, midx, maxy), box(midx, miny, maxx, maxy)],
+        crs=4326,
+    )
+    store_layer(session, communities, kind="communities", name="社区")
+    session.commit()
+    made = runner.invoke(args=["make-grid", "--method", "block"])
+    assert made.exit_code == 0, made.output
+    second = session.get(GridLayer, int(last_line(made.output)))
+    zones = zone_rows(session, second.id)
+    assert [(z.community_code, z.name, z.provisional) for z in zones] == [
+        ("001", "西门社区", False),
+        ("002", "东门社区", False),
+    ]
+    new_cells = session.execute(select(Cell).where(Cell.grid_id == second.id)).scalars().all()
+    # Units follow the place: cells inside the old west cells keep the shop; the others
+    # were only held by the office, and are held again.
+    by_unit = {c.unit_id for c in new_cells if c.shape.centroid.x < midx - 0.0015}
+    assert by_unit == {shop.id}
+    assert all(c.unit_id is not None for c in new_cells)
+    result = runner.invoke(args=["activate-grid", str(second.id)])
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    for issue in (open_issue, closed_issue):
+        issue = session.get(Issue, issue.id)
+        assert issue.cell.grid_id == second.id
+        event = session.execute(
+            select(IssueEvent).where(IssueEvent.issue_id == issue.id,
+                                     IssueEvent.action == "regrid")
+        ).scalar_one()
+        assert event.data["grid_id"] == second.id and event.data["to_cell"] == issue.cell.code
+    assert session.get(Issue, open_issue.id).unit_id == shop.id
+    assert session.get(Issue, closed_issue.id).status == "closed"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_OSM / "guixi.osm.gz").is_file(), reason="Guixi OSM not mounted")
+def test_guixi_grid_from_boundary_and_roads_alone(runner, session, factory):
+    """Real OSM: no communities anywhere; one sub-district (东门街道) covers part of the seat."""
+    from app.models import Unit, Zone
+    from app.models import today_local as today
+
+    assert runner.invoke(args=["import-osm", str(SHARED_OSM / "guixi.osm.gz")]).exit_code == 0
+    made = runner.invoke(args=["make-grid", "--method", "block"])
+    assert made.exit_code == 0, made.output
+    grid_id = int(last_line(made.output))
+    grid = session.get(GridLayer, grid_id)
+    assert grid.params["check"]["ok"]
+    cells = session.execute(select(Cell).where(Cell.grid_id == grid_id)).scalars().all()
+    assert len(cells) > 900
+    codes = [c.code for c in cells]
+    assert len(set(codes)) == len(codes)
+    assert all(re.fullmatch(r"532599\d{9}", c) and "000" not in (c[6:9], c[9:12]) for c in codes)
+    zones = session.execute(select(Zone).where(Zone.grid_id == grid_id)).scalars().all()
+    assert len(zones) >= 4 and all(z.provisional and z.cell_count < 999 for z in zones)
+    assert {z.subdistrict_name for z in zones} == {"东门街道", "城区"}
+    assert any(z.name.startswith("东门街道 第") for z in zones)
+    # Every cell answers to someone: the two offices hold them.
+    offices = {u.id: u.name for u in session.execute(select(Unit)).scalars()}
+    assert {offices[c.unit_id] for c in cells} == {"东门街道办事处", "城区办事处"}
+
+    assert runner.invoke(args=["activate-grid", str(grid_id)]).exit_code == 0
+    inspector = factory.user("inspector", "inspector")
+    factory.category()
+    spot = cells[len(cells) // 2].shape.representative_point()
+    issue = factory.issue(inspector, lon=spot.x, lat=spot.y)
+    assert issue.unit_id == cells[len(cells) // 2].unit_id
+    month = today().strftime("%Y-%m")
+    for scope in ("unit", "subdistrict", "community"):
+        out = runner.invoke(args=["report", "--month", month, "--json", "--scope", scope])
+        assert out.exit_code == 0, out.output
+        data = json.loads(out.output)
+        names = [row["unit"] for row in data["ranking"]]
+        assert not any("000" in n for n in names), names
+        if scope == "subdistrict":
+            assert sorted(names) == ["东门街道", "城区"]
+        if scope == "community":
+            assert names == []  # 片区(临时) are not ranked as communities
+        if scope == "unit":
+            assert {"东门街道办事处", "城区办事处"} <= set(names)

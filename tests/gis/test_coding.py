@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
-from gis.coding import code_cells, number_serials
+from gis.coding import code_cells, code_grid, number_serials
 from gis.errors import GridBuildError
 
 
@@ -45,18 +45,46 @@ def test_codes_and_serial_order():
     assert np.allclose(out["area_m2"], out["area_m2"].iloc[0], rtol=1e-3)
 
 
-def test_missing_layers_give_zeros_and_subdistricts_by_overlap():
+def test_missing_communities_give_a_zone_never_000():
     cells = grid(2, 1)
     subs = gpd.GeoDataFrame({"code": ["12"]}, geometry=[box(117, 28, 118, 29)], crs=4326)
     out = code_cells(cells, county_code="360681", subdistricts=subs, communities=None)
-    assert out["code"].tolist() == ["360681012000001", "360681012000002"]
+    # No community: the cells form provisional zone 001 of sub-district 012.
+    assert out["code"].tolist() == ["360681012001001", "360681012001002"]
+    assert out["provisional"].all()
+    none = code_cells(cells, county_code="360681", subdistricts=None, communities=None)
+    assert none["code"].tolist() == ["360681001001001", "360681001001002"]
+
+
+def test_a_000_layer_code_is_replaced_by_the_next_free_one():
+    cells = grid(2, 1)
+    subs = gpd.GeoDataFrame(
+        {"code": ["000", "003"], "name": ["甲街道", "乙街道"]},
+        geometry=[box(117.2, 28, 117.201, 29), box(117.201, 28, 118, 29)],
+        crs=4326,
+    )
+    out, zones = code_grid(cells, county_code="360681", subdistricts=subs, communities=None)
+    assert out["subdistrict_code"].tolist() == ["004", "003"]
+    assert dict(zip(zones["subdistrict_code"], zones["subdistrict_name"], strict=True)) == {
+        "003": "乙街道",
+        "004": "甲街道",
+    }
 
 
 def test_rejects_bad_county_code_and_too_many_cells():
     with pytest.raises(GridBuildError, match="6 位"):
         code_cells(grid(1, 1), county_code="3606", subdistricts=None, communities=None)
-    with pytest.raises(GridBuildError, match="999"):
-        code_cells(grid(40, 25, 0.0001), county_code="360681", subdistricts=None, communities=None)
+    # A real community over 999 cells cannot be coded (a zone would be split instead).
+    big = gpd.GeoDataFrame(
+        {"code": ["001"], "name": ["大社区"], "subdistrict_code": ["001"]},
+        geometry=[box(117, 28, 118, 29)],
+        crs=4326,
+    )
+    with pytest.raises(GridBuildError, match="大社区.*1000 个网格.*999"):
+        code_cells(grid(40, 25, 0.0001), county_code="360681", subdistricts=None, communities=big)
+    out = code_cells(grid(40, 25, 0.0001), county_code="360681", subdistricts=None,
+                     communities=None)
+    assert out["code"].is_unique and out["community_code"].nunique() >= 2
 
 
 def test_number_serials_rule():
