@@ -30,13 +30,13 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from app.extensions import db
+from app.models import now_local
 from app.services.errors import ValidationError
 
 FORMAT_VERSION = 1
@@ -237,7 +237,7 @@ def create_backup(
     except OSError as exc:
         msg = f"无法创建备份目录 {out_dir}: {exc.strerror or exc}"
         raise BackupError(msg) from None
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = now_local().strftime("%Y%m%d-%H%M%S")
     name = f"sanigrid-backup-{stamp}"
     n = 1
     while (out_dir / name).exists() or (out_dir / f"{name}.tar.gz").exists():
@@ -273,7 +273,7 @@ def create_backup(
         manifest = {
             "format": FORMAT_VERSION,
             "app": "sanigrid",
-            "created_at": datetime.now().isoformat(timespec="seconds"),
+            "created_at": now_local().isoformat(timespec="seconds"),
             "dialect": dialect,
             "revision": revision,
             "database": {"file": db_file, "sha256": _sha256(staging / db_file)},
@@ -364,6 +364,10 @@ def verify_files(root: Path, manifest: dict) -> None:
             raise BackupError(msg)
 
 
+# Tables init-db fills in a new database (categories, synonyms, calendar, default settings).
+STANDARD_TABLES = {"category", "category_alias", "workday_override", "calendar_year", "setting"}
+
+
 def database_rows(engine: Engine) -> dict[str, int]:
     """Rows per application table that exists (empty dict: no schema at all)."""
     with engine.connect() as conn:
@@ -436,6 +440,9 @@ def restore_backup(
             raise BackupError(msg)
         verify_files(root, manifest)
         rows = database_rows(engine)
+        if set(rows) <= STANDARD_TABLES:
+            # What init-db loads into a new database: no office work to lose.
+            rows = {}
         if rows and not force:
             detail = "、".join(f"{name} {n} 行" for name, n in list(rows.items())[:4])
             msg = f"目标数据库不是空的 ({detail})；请指向一个空数据库，或加 --force 覆盖"

@@ -221,6 +221,11 @@ def import_osm_file(
         f"{path.name} 建成区边界",
     ))
     admin = osm["boundary"]
+    if len(admin) and "admin_level" in admin.columns:
+        # Sub-districts and towns are admin_level 8 in China; a complete county (6) or
+        # village (10) relation would otherwise be coded as a sub-district.
+        level = admin["admin_level"].astype("Float64")
+        admin = admin[(level == 8).fillna(False).to_numpy()]
     if len(admin):
         admin = admin.sort_values("name", na_position="last").reset_index(drop=True)
         admin["code"] = [f"{i:03d}" for i in range(1, len(admin) + 1)]

@@ -169,6 +169,24 @@ def test_restore_into_migrated_empty_database(app, session, factory, tmp_path, f
     assert after == before
 
 
+def test_restore_after_init_db_with_standard_tables(app, session, factory, tmp_path, fresh):
+    """The deployment guide's order: `init-db` (schema and standard tables), then `restore`."""
+    from app.extensions import db
+    from app.services.standard_tables import load_standard_tables
+
+    _world(session, factory)
+    before = _snapshot(session)
+    result = create_backup(session, out_dir=tmp_path / "b", photo_dir=Path(app.config["PHOTO_DIR"]))
+    _migrate(fresh)
+    with fresh.app_context():
+        added = load_standard_tables(db.session, Path(fresh.config["LAYERS_DIR"]))
+        db.session.commit()
+        db.session.remove()
+    assert added["categories"] > 0
+    _restored, after = _restore_into(fresh, result.path)
+    assert after == before
+
+
 def test_restore_refuses_a_database_that_holds_rows(app, session, factory, tmp_path, fresh):
     _world(session, factory)
     result = create_backup(session, out_dir=tmp_path / "b", photo_dir=Path(app.config["PHOTO_DIR"]))

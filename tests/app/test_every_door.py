@@ -551,13 +551,16 @@ def _matches(expected, response) -> bool:
 
 
 def _body_text(response) -> str:
-    """The body as text; a zip (xlsx, shapefile) is searched member by member."""
+    """The body as text; a zip (xlsx, shapefile) is searched member by member, with XML
+    character references (how openpyxl writes inline strings) read as the text they stand for."""
     data = response.get_data()
     if data.startswith(b"PK\x03\x04"):
+        import html
         import zipfile
 
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             data = b"".join(archive.read(name) for name in archive.namelist())
+        return html.unescape(data.decode("utf-8", errors="replace"))
     return data.decode("utf-8", errors="replace")
 
 
