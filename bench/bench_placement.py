@@ -11,6 +11,11 @@ path. In the same run the per-row path (``create_issue`` per row) imports the fi
 ``--sample`` rows into a copy of the same seeded database and is extrapolated to N; the
 bulk path imports the same sample into another copy, and the stored cells, units,
 deadlines and recurrence flags of the two are compared (mismatches must be 0).
+
+The hostile case of issue #13 runs in the same comparison: N rows sitting at
+``--points`` spots (default 5), through the bulk path, each import in its own forked
+process so that its peak resident memory (``ru_maxrss``) is its own. Before the duplicate
+search was bounded, 5,000 rows at one spot took 2.9 GB and 10,000 took 10.9 GB.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
+import resource
 import shutil
 import sys
 import tempfile
@@ -119,6 +126,44 @@ def generate(path: Path, n: int, world: dict, *, seed: int = 4) -> None:
             )
 
 
+def generate_clustered(path: Path, n: int, world: dict, *, points: int, seed: int = 5) -> None:
+    """N rows of one category at a handful of points (a hostile or careless list)."""
+    rng = np.random.default_rng(seed)
+    minx, miny, maxx, maxy = world["bbox"]
+    spots = np.column_stack(
+        [rng.uniform(minx + 0.2 * (maxx - minx), maxx - 0.2 * (maxx - minx), points),
+         rng.uniform(miny + 0.2 * (maxy - miny), maxy - 0.2 * (maxy - miny), points)]
+    )
+    category = world["categories"][0]
+    with open(path, "w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADERS)
+        for i in range(n):
+            x, y = spots[i % points]
+            writer.writerow(
+                [i + 1, f"第{i + 1}条 同一地点", "", category, "", "2026-10-28", "", f"{x:.6f}",
+                 f"{y:.6f}", ""]
+            )
+
+
+def _child(queue, db_path: Path, tmp: Path, csv_path: Path, bulk) -> None:
+    run = timed_import(db_path, tmp, csv_path, bulk=bulk)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({"total": run["total"], "read": run["read"], "summary": run["result"].summary(),
+               "added": run["added"], "peak_mb": peak_kb / 1024})
+
+
+def isolated_import(db_path: Path, tmp: Path, csv_path: Path, *, bulk) -> dict:
+    """``timed_import`` in a forked process; adds the process's peak RSS in MB."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child, args=(queue, db_path, tmp, csv_path, bulk))
+    child.start()
+    out = queue.get()
+    child.join()
+    return out
+
+
 def demo_world(path: Path, tmp: Path) -> dict:
     app = make_app(f"sqlite:///{path}", tmp)
     with app.app_context():
@@ -197,6 +242,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--sample", type=int, default=2_000)
     parser.add_argument("--keep", type=Path, help="keep the databases and CSV in this folder")
+    parser.add_argument("--points", type=int, default=5, help="spots of the clustered list")
     args = parser.parse_args()
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="bench_placement_"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -219,6 +265,13 @@ def main() -> None:
     for name in ("bulk_big", "bulk_small", "rows_small"):
         copies[name] = tmp / f"{name}.db"
         shutil.copyfile(seeded, copies[name])
+    clustered = tmp / f"clustered_{args.n}.csv"
+    generate_clustered(clustered, args.n, world, points=args.points)
+    for name in ("iso_spread", "iso_clustered"):
+        copies[name] = tmp / f"{name}.db"
+        shutil.copyfile(seeded, copies[name])
+    iso_spread = isolated_import(copies["iso_spread"], tmp, big, bulk=True)
+    iso_clustered = isolated_import(copies["iso_clustered"], tmp, clustered, bulk=True)
     rows = timed_import(copies["rows_small"], tmp, small, bulk=False)
     fast_small = timed_import(copies["bulk_small"], tmp, small, bulk=True)
     fast = timed_import(copies["bulk_big"], tmp, big, bulk=None)
@@ -242,6 +295,16 @@ def main() -> None:
         f"speed-up: {per_row_big / fast['total']:.0f}×; stored rows {fast['added']:,}; "
         f"sample mismatches (cell, unit, deadline, recurrence, queued): {mismatch}"
     )
+    print()
+    print(f"{'own process, bulk path':38} {'rows':>8} {'total s':>8} {'peak MB':>8}  summary")
+    for label, run in (
+        ("spread over the town", iso_spread),
+        (f"clustered at {args.points} points", iso_clustered),
+    ):
+        print(
+            f"{label:38} {args.n:>8,} {run['total']:>8.2f} {run['peak_mb']:>8.0f}  "
+            f"{run['summary']}"
+        )
     verdict = "met" if fast["total"] < TARGET_S else "NOT met"
     print(
         f"target: {args.n:,} rows < {TARGET_S:.0f} s on SQLite: {verdict} ({fast['total']:.1f} s)"

@@ -28,21 +28,36 @@ import pandas as pd
 from flask import current_app
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
-from app.models import OPEN_STATUSES, Category, Cell, Issue, IssueEvent, Unit, User, now_local
+from app.models import (
+    OPEN_STATUSES,
+    Category,
+    Cell,
+    Issue,
+    IssueEvent,
+    IssueUnit,
+    Unit,
+    User,
+    now_local,
+    today_local,
+)
 from app.services import access
-from app.services.categories import find_category
+from app.services.categories import CategoryMatcher, pending_deadline_days
 from app.services.errors import ValidationError
 from app.services.grids import active_grid, locator_for
 from app.services.importer import (
     ImportResult,
     _existing_refs,
     _text,
+    batch_seq_of,
     coord_system_of,
     parse_date,
     parse_deadline,
     row_ref,
 )
 from app.services.issues import IssueInput, validate_input
+from app.services.routing_units import choose_routing
+from app.services.text import clean_text
+from app.services.unit_names import UnitMatcher
 from app.services.workdays import WorkCalendar, load_calendar
 from gis.crs import parse_coordinate, to_wgs84
 from gis.errors import GisError
@@ -134,6 +149,13 @@ def _metres(lon1, lat1, lon2, lat2) -> np.ndarray:
     return np.hypot((lon2 - lon1) * 111_320.0 * k, (lat2 - lat1) * 110_574.0)
 
 
+# A row lists at most this many possible duplicates (the lowest ids): a list whose rows sit
+# at a handful of points would otherwise make every row name every other (n² pairs).
+MAX_NEIGHBOURS = 20
+_SCAN_BLOCK = 32  # candidates looked at per query and round
+_PAIR_BUDGET = 1_000_000  # pairs held at once (~40 MB of index arrays)
+
+
 def _neighbour_pairs(
     qlon: np.ndarray,
     qlat: np.ndarray,
@@ -143,15 +165,38 @@ def _neighbour_pairs(
     cgroup: np.ndarray,
     *,
     radius_m: float,
+    limit: int = MAX_NEIGHBOURS,
+    earlier_only: bool = False,
+    accept=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(query index, candidate index) pairs of the same group within ``radius_m``.
 
-    Points are bucketed on a grid in metres a little coarser than the radius, so every
-    neighbour lies in one of the 3×3 buckets around a query; the pairs found there are
-    then kept by the exact rule ``_nearby`` applies (bounding box, then distance).
+    Each query keeps the ``limit`` lowest candidate indexes that qualify (all of them when
+    fewer qualify, which is every normal list). Points are bucketed on a grid in metres a
+    little coarser than the radius, so every neighbour lies in one of the 3×3 buckets
+    around a query; each bucket's candidates are scanned in index order, a block at a
+    time, and kept by the exact rule ``_nearby`` applies (bounding box, then distance)
+    until the query has ``limit``. Memory stays ``O(queries × limit + _PAIR_BUDGET)``
+    however the points cluster.
+
+    Parameters
+    ----------
+    qlon, qlat, qgroup
+        Query points and their groups (category ids).
+    clon, clat, cgroup
+        Candidate points, in the order whose lowest indexes are preferred.
+    radius_m
+        The neighbourhood radius in metres.
+    limit
+        Most candidates kept per query.
+    earlier_only
+        The candidates are the queries themselves: keep only lower indexes.
+    accept
+        Optional ``(qi, ci) -> bool array``, a further condition on a pair.
     """
     empty = np.empty(0, dtype=np.int64)
-    if not len(qlon) or not len(clon):
+    nq, nc = len(qlon), len(clon)
+    if not nq or not nc:
         return empty, empty
     lat0 = float(np.mean(np.concatenate([qlat, clat])))
     kx, ky = 111_320.0 * max(math.cos(math.radians(lat0)), 0.1), 110_574.0
@@ -165,46 +210,85 @@ def _neighbour_pairs(
     nx = int(max(qbx.max(), cbx.max())) + 2
     ny = int(max(qby.max(), cby.max())) + 2
     ckey = (cgroup.astype(np.int64) * nx + cbx) * ny + cby
+    # Stable: within one bucket the candidates stay in index order.
     order = np.argsort(ckey, kind="stable")
     sorted_keys = ckey[order]
-    qs, cs = [], []
+    sorted_rank = sorted_keys * nc + order if earlier_only else None
+    qidx = np.arange(nq, dtype=np.int64)
+    dlat = radius_m / 110_574.0
+    best_q, best_c = empty, empty
     for dx in (-1, 0, 1):
         for dy in (-1, 0, 1):
             key = (qgroup.astype(np.int64) * nx + qbx + dx) * ny + qby + dy
             lo = np.searchsorted(sorted_keys, key, side="left")
             hi = np.searchsorted(sorted_keys, key, side="right")
-            counts = hi - lo
-            total = int(counts.sum())
-            if not total:
-                continue
-            qi = np.repeat(np.arange(len(key)), counts)
-            first = np.repeat(lo - (np.cumsum(counts) - counts), counts)
-            qs.append(qi)
-            cs.append(order[first + np.arange(total)])
-    if not qs:
-        return empty, empty
-    qi, ci = np.concatenate(qs), np.concatenate(cs)
-    # The exact test of issues._nearby: a box around the new point, then the distance.
-    dlat = radius_m / 110_574.0
-    dlon = radius_m / (111_320.0 * np.maximum(np.cos(np.radians(qlat[qi])), 0.1))
-    keep = (
-        (clon[ci] >= qlon[qi] - dlon)
-        & (clon[ci] <= qlon[qi] + dlon)
-        & (clat[ci] >= qlat[qi] - dlat)
-        & (clat[ci] <= qlat[qi] + dlat)
-    )
-    qi, ci = qi[keep], ci[keep]
-    keep = _metres(qlon[qi], qlat[qi], clon[ci], clat[ci]) <= radius_m
-    return qi[keep], ci[keep]
+            if earlier_only:
+                hi = np.minimum(hi, np.searchsorted(sorted_rank, key * nc + qidx, side="left"))
+            pos = lo.astype(np.int64)
+            got = np.zeros(nq, dtype=np.int64)
+            found_q, found_c = [], []
+            active = np.flatnonzero(pos < hi)
+            chunk = max(_PAIR_BUDGET // _SCAN_BLOCK, 1)
+            while len(active):
+                for s0 in range(0, len(active), chunk):
+                    a = active[s0 : s0 + chunk]
+                    take = np.minimum(hi[a] - pos[a], _SCAN_BLOCK)
+                    total = int(take.sum())
+                    qi = np.repeat(a, take)
+                    offset = np.arange(total) - np.repeat(np.cumsum(take) - take, take)
+                    ci = order[np.repeat(pos[a], take) + offset]
+                    dlon = radius_m / (111_320.0 * np.maximum(np.cos(np.radians(qlat[qi])), 0.1))
+                    ok = (
+                        (clon[ci] >= qlon[qi] - dlon)
+                        & (clon[ci] <= qlon[qi] + dlon)
+                        & (clat[ci] >= qlat[qi] - dlat)
+                        & (clat[ci] <= qlat[qi] + dlat)
+                    )
+                    ok &= _metres(qlon[qi], qlat[qi], clon[ci], clat[ci]) <= radius_m
+                    if accept is not None and ok.any():
+                        ok[ok] = accept(qi[ok], ci[ok])
+                    # Rank of each qualifying pair within its query's block (pairs of one
+                    # query are contiguous and in candidate order).
+                    csum = np.cumsum(ok)
+                    before = np.repeat(csum[np.cumsum(take) - take] - ok[np.cumsum(take) - take],
+                                       take)
+                    rank = csum - ok - before
+                    keep = ok & (got[qi] + rank < limit)
+                    found_q.append(qi[keep])
+                    found_c.append(ci[keep])
+                    np.add.at(got, qi[keep], 1)
+                    pos[a] += take
+                active = active[(pos[active] < hi[active]) & (got[active] < limit)]
+            if found_q:
+                best_q = np.concatenate([best_q, *found_q])
+                best_c = np.concatenate([best_c, *found_c])
+                # Trim only when some query now holds more than ``limit`` (never on a
+                # normal list, where a row has a few neighbours at most).
+                if np.bincount(best_q, minlength=nq).max() > limit:
+                    best_q, best_c = _lowest_per_query(best_q, best_c, limit)
+    return best_q, best_c
+
+
+def _lowest_per_query(q: np.ndarray, c: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keep each query's ``limit`` lowest candidate indexes, sorted by (query, candidate)."""
+    if not len(q):
+        return q, c
+    order = np.argsort(q * (int(c.max()) + 1) + c, kind="stable")
+    q, c = q[order], c[order]
+    first = np.flatnonzero(np.r_[True, q[1:] != q[:-1]])
+    rank = np.arange(len(q)) - np.repeat(first, np.diff(np.r_[first, len(q)]))
+    keep = rank < limit
+    return q[keep], c[keep]
 
 
 def _find_neighbours(
     session, lon: np.ndarray, lat: np.ndarray, cat: np.ndarray, found_at: list[datetime]
-) -> tuple[dict[int, list], dict[int, int]]:
+) -> tuple[dict[int, np.ndarray], dict[int, int]]:
     """Possible duplicates and recurrences of the placed rows, as ``create_issue`` finds.
 
-    Returns ``dups`` (row → [("db", id) | ("row", earlier row index), ...]) and
-    ``recur`` (row → id of a recently closed issue of the same category nearby).
+    Returns ``dups`` (row → the ``MAX_NEIGHBOURS`` lowest of: stored open issues' ids
+    ``>= 0`` and earlier rows of the list coded ``-(row index + 1)``) and ``recur``
+    (row → lowest id of a recently closed issue of the same category nearby).
     """
     dup_r = float(current_app.config["DUPLICATE_RADIUS_M"])
     rec_r = float(current_app.config["RECURRENCE_RADIUS_M"])
@@ -236,27 +320,39 @@ def _find_neighbours(
     is_open = np.array([r[4] in OPEN_STATUSES for r in rows], dtype=bool)
     closed_at = np.array([r[5] or datetime.min for r in rows], dtype="datetime64[us]")
 
-    dups: dict[int, list] = {}
-    # Open issues already stored.
+    # Open issues already stored, then earlier rows of this list (stored, status
+    # reported, before the later row's check); stored ids sort before new ones.
     o = np.flatnonzero(is_open)
     qi, ci = _neighbour_pairs(qlon, qlat, qcat, elon[o], elat[o], ecat[o], radius_m=dup_r)
-    for a, b in zip(q[qi].tolist(), ids[o][ci].tolist(), strict=True):
-        dups.setdefault(a, []).append(("db", b))
-    # Earlier rows of this list: stored (status reported) before the later row's check.
-    qi, ci = _neighbour_pairs(qlon, qlat, qcat, qlon, qlat, qcat, radius_m=dup_r)
-    earlier = ci < qi
-    for a, b in zip(q[qi[earlier]].tolist(), q[ci[earlier]].tolist(), strict=True):
-        dups.setdefault(a, []).append(("row", b))
+    rows_k, values = [q[qi]], [ids[o][ci]]
+    qi, ci = _neighbour_pairs(
+        qlon, qlat, qcat, qlon, qlat, qcat, radius_m=dup_r, earlier_only=True
+    )
+    rows_k.append(q[qi])
+    values.append(-(q[ci] + 1))
+    k_all, v_all = np.concatenate(rows_k), np.concatenate(values)
+    # Lowest first: stored ids (>= 0) ascending, then list rows in row order.
+    sort_v = np.where(v_all >= 0, v_all, (1 << 62) - v_all)
+    order = np.lexsort((sort_v, k_all))
+    k_all, v_all = k_all[order], v_all[order]
+    dups: dict[int, np.ndarray] = {}
+    if len(k_all):
+        bounds = np.flatnonzero(np.r_[True, k_all[1:] != k_all[:-1], True])
+        for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+            dups[int(k_all[a])] = v_all[a : min(b, a + MAX_NEIGHBOURS)]
 
     recur: dict[int, int] = {}
     c = np.flatnonzero(~is_open)
-    qi, ci = _neighbour_pairs(qlon, qlat, qcat, elon[c], elat[c], ecat[c], radius_m=rec_r)
-    if len(qi):
-        since = np.array([found_at[i] for i in q[qi].tolist()], dtype="datetime64[us]")
+    if len(c):
+        since = np.array([found_at[i] for i in q.tolist()], dtype="datetime64[us]")
         since = since - np.timedelta64(rec_days, "D")
-        keep = closed_at[c][ci] >= since
-        for a, b in zip(q[qi[keep]].tolist(), ids[c][ci[keep]].tolist(), strict=True):
-            recur[a] = min(b, recur.get(a, b))
+        closed_c = closed_at[c]
+        qi, ci = _neighbour_pairs(
+            qlon, qlat, qcat, elon[c], elat[c], ecat[c], radius_m=rec_r, limit=1,
+            accept=lambda a, b: closed_c[b] >= since[a],
+        )
+        for a, b in zip(q[qi].tolist(), ids[c][ci].tolist(), strict=True):
+            recur[a] = b
     return dups, recur
 
 
@@ -286,11 +382,13 @@ def import_records_bulk(
     geocoder=None,
     dry_run: bool = False,
     calendar: WorkCalendar | None = None,
+    batch_id: int | None = None,
 ) -> ImportResult:
     """Validate, place, route and insert a list's rows in bulk (see the module doc).
 
     ``records`` are ``importer._records`` dicts; ``source`` is the checked default
-    source. Writes go into the caller's transaction, which commits or rolls back.
+    source; ``batch_id`` the feedback batch the rows join (default: a new batch named
+    after the file). Writes go into the caller's transaction, which commits or rolls back.
     """
     if user is not None:
         access.require(user, "report")
@@ -338,7 +436,7 @@ def import_records_bulk(
 
     # 2. 整改时限 against the found date, per distinct (value, date); rows whose date
     # failed are not parsed, as the per-row path stops at their first error.
-    today = date.today()
+    today = today_local()
     codes, uniques = _factorize(col["deadline"])
     deadline_cache: dict[tuple[int, date], object] = {}
     given_deadline: list[date | None] = [None] * n
@@ -369,27 +467,26 @@ def import_records_bulk(
                 value = None
         given_deadline[i] = value
 
-    # 3. 问题描述.
-    description = [str(v or "").strip() for v in col["description"]]
+    # 3. 问题描述, cleaned of control and invisible characters as every door does.
+    description = [clean_text(v) for v in col["description"]]
     for i, text in enumerate(description):
         if not text:
             errors[2][i] = f"第{rows[i]}行: 问题描述 不能为空"
         elif len(text) > 2000:
             errors[2][i] = f"第{rows[i]}行: 问题描述 过长 (超过 2000 字)"
 
-    # 4. 问题类别, one look-up per distinct text.
+    # 4. 问题类别, one look-up per distinct text; a text matching nothing is 待分类 (kept
+    # with its words), never a rejected row.
     categories = {c.id: c for c in session.execute(select(Category)).scalars()}
-    category_of = _Cached(lambda text: find_category(session, text) if text else None)
+    matcher = CategoryMatcher(session)
+    category_of = _Cached(matcher.match)
     cat_id = np.zeros(n, dtype=np.int64)
+    cat_match = []
     for i, value in enumerate(col["category"]):
-        text = _text(value) or None
-        if text is None:
-            continue
-        cat = category_of(text)
-        if cat is None:
-            errors[3][i] = f"第{rows[i]}行: 问题类别 无法识别: {text!r}"
-        else:
-            cat_id[i] = cat.id
+        found_cat = category_of(_text(value) or None)
+        cat_match.append(found_cat)
+        if found_cat.category is not None:
+            cat_id[i] = found_cat.category.id
 
     # 5. 来源, through validate_input itself so the aliases stay in one place.
     def clean_source(text: str):
@@ -488,6 +585,10 @@ def import_records_bulk(
         return result
     if not todo:
         return result
+    if batch_id is None:
+        from app.services.importer import open_batch
+
+        batch_id = open_batch(session, user, filename=filename, source=source).id
     _place_and_insert(
         session,
         user,
@@ -507,6 +608,8 @@ def import_records_bulk(
         calendar=calendar,
         geocoder=geocoder,
         filename=filename,
+        cat_match=cat_match,
+        batch_id=batch_id,
     )
     return result
 
@@ -540,6 +643,8 @@ def _place_and_insert(
     calendar,
     geocoder,
     filename,
+    cat_match,
+    batch_id,
 ) -> None:
     """Geocode the rows without coordinates, locate, route, date and insert ``todo``."""
     idx = np.asarray(todo)
@@ -549,7 +654,7 @@ def _place_and_insert(
     method = method.astype(object)
     confidence = np.where(np.isnan(lon), 0.0, 1.0)
     candidates: dict[int, list] = {}
-    address = [str(records[i].get("address") or "").strip() or None for i in todo]
+    address = [clean_text(records[i].get("address"), multiline=False) or None for i in todo]
 
     # Rows without coordinates: the geocoder, built once, each distinct address once.
     need = [k for k in range(m) if np.isnan(lon[k])]
@@ -587,20 +692,26 @@ def _place_and_insert(
         )
     outside = placed & (cell == 0)
 
-    # Routing: the category's functional unit, else the cell's unit, else the list's unit.
-    unit_named = _Cached(
-        lambda name: session.execute(select(Unit.id).where(Unit.name == name.strip())).scalar()
-    )
-    unit_id: list[int | None] = []
+    # Routing: the list's unit when it names a known one, else the category's functional
+    # unit, else the cell's unit (routing_units.choose_routing, as route_issue decides).
+    units = UnitMatcher(session)
+    unit_name = dict(session.execute(select(Unit.id, Unit.name)).all())
+    listed = [clean_text(records[i].get("unit"), max_len=200) or None for i in todo]
+    routing = []
     for k, i in enumerate(todo):
         cat = categories.get(int(cat_id[i]))
-        chosen = cat.functional_unit_id if cat is not None and cat.functional_unit_id else None
-        if chosen is None and cell[k]:
-            chosen = cell_unit.get(int(cell[k]))
-        if chosen is None:
-            name = _text(records[i].get("unit")) or None
-            chosen = unit_named(name) if name else None
-        unit_id.append(chosen)
+        list_ids = [u.id for u in units.match(listed[k]).units] if listed[k] else []
+        routing.append(
+            choose_routing(
+                list_ids=list_ids,
+                listed_text=listed[k],
+                category_unit_id=cat.functional_unit_id if cat is not None else None,
+                cell_unit_id=cell_unit.get(int(cell[k])) if cell[k] else None,
+                name_of=unit_name.get,
+            )
+        )
+    unit_id = [r.unit_id for r in routing]
+    pending_days = pending_deadline_days(session)
 
     # Deadlines in working days, one sum per (found date, days); warnings accumulate on
     # the shared calendar row by row, as they do through create_issue.
@@ -615,7 +726,7 @@ def _place_and_insert(
             deadline.append(given_deadline[i])
         else:
             cat = categories.get(int(cat_id[i]))
-            key = (found_at[k].date(), cat.deadline_days if cat is not None else 5)
+            key = (found_at[k].date(), cat.deadline_days if cat is not None else pending_days)
             if key not in sums:
                 sums[key] = calendar.add_workdays(*key)
             deadline.append(sums[key])
@@ -640,6 +751,12 @@ def _place_and_insert(
                 "lat": None if np.isnan(lat[k]) else float(lat[k]),
                 "cell_id": int(cell[k]) or None,
                 "unit_id": unit_id[k],
+                "unit_source": routing[k].unit_source,
+                "listed_unit": listed[k],
+                "category_text": cat_match[i].text or None,
+                "category_pending": cat_match[i].pending,
+                "batch_id": batch_id,
+                "batch_seq": batch_seq_of(records[i]),
                 "geocode_method": str(method[k]),
                 "geocode_confidence": float(confidence[k]),
                 "needs_placement": bool(needs_placement[k]),
@@ -662,6 +779,23 @@ def _place_and_insert(
         chunk = issue_rows[start : start + CHUNK_ROWS]
         id_of.update((ref, id_) for id_, ref in session.execute(stmt, chunk).all())
     new_ids = [id_of[refs[i]] for i in todo]
+    conflicts = [(new_ids[k], r.conflict) for k, r in enumerate(routing) if r.conflict]
+    if conflicts:
+        # Only rows whose list and rules disagree carry a conflict; the others keep SQL NULL.
+        session.execute(
+            update(issue_table)
+            .where(issue_table.c.id == bindparam("_id"))
+            .values(routing_conflict=bindparam("_conflict")),
+            [{"_id": issue_id, "_conflict": c} for issue_id, c in conflicts],
+        )
+    co_units = [
+        {"issue_id": new_ids[k], "unit_id": u}
+        for k, r in enumerate(routing)
+        for u in r.co_unit_ids
+        if u != r.unit_id
+    ]
+    if co_units:
+        session.execute(insert(IssueUnit.__table__), co_units)
     if candidates:
         # Only geocoded rows carry candidates; the others keep SQL NULL, as through the ORM.
         session.execute(
@@ -674,9 +808,14 @@ def _place_and_insert(
     events = []
     for k, i in enumerate(todo):
         data: dict = {"geocode": {"method": str(method[k]), "confidence": float(confidence[k])}}
+        data["category"] = {
+            "method": cat_match[i].method,
+            "score": cat_match[i].score,
+            "deadline_default": cat_match[i].category is None and given_deadline[i] is None,
+        }
         if k in dups:
             data["possible_duplicates"] = sorted(
-                b if kind == "db" else new_ids[b] for kind, b in dups[k]
+                int(v) if v >= 0 else new_ids[-int(v) - 1] for v in dups[k].tolist()
             )
         if k in recur:
             data["recurrence_of"] = recur[k]
@@ -692,7 +831,9 @@ def _place_and_insert(
                 "action": "report",
                 "from_status": None,
                 "to_status": "reported",
-                "note": f"导入自 {filename} 第{row}行" + (f"；备注: {remark}" if remark else ""),
+                "note": clean_text(
+                    f"导入自 {filename} 第{row}行" + (f"；备注: {remark}" if remark else "")
+                ),
                 "data": data,
             }
         )
@@ -704,3 +845,4 @@ def _place_and_insert(
     result.queued = int(needs_placement.sum())
     result.placed = m - result.queued
     result.issue_ids = new_ids
+    result.issue_rows = [records[i]["_row"] for i in todo]

@@ -28,9 +28,16 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.models import SOURCES, Issue, User
+from app.models import SOURCES, Batch, Issue, Photo, User, today_local
 from app.services.errors import NotFoundError, ValidationError
-from app.services.issues import IssueInput, check_in_county, create_issue, validate_input
+from app.services.issues import (
+    IssueInput,
+    check_in_county,
+    create_issue,
+    route_issue,
+    validate_input,
+)
+from app.services.text import clean_text
 from app.services.workdays import WorkCalendar, load_calendar
 
 # Canonical field → (Chinese label, accepted headers). Order is the preview's order.
@@ -56,6 +63,10 @@ ERROR_COLUMN = "错误原因"
 INVALID_FILE = "不是有效的 Excel/CSV 文件"
 DEFAULT_SOURCE = "州级交叉检查"
 
+# A workbook is a zip of XML: refuse one that would expand past these before openpyxl parses
+# it (a 0.8 MB "zip bomb" of 122 MB XML held a worker for minutes at 1.7 GB).
+MAX_XLSX_UNCOMPRESSED = 60 * 1024 * 1024
+MAX_XLSX_RATIO = 100
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK\x03\x04"
 _IMMEDIATE = ("立行立改", "立即整改", "即知即改", "立即", "马上整改")
@@ -74,6 +85,9 @@ class Sheet:
     header_row: int  # the spreadsheet's own 1-based row number
     rows: list[tuple[int, list]]  # (spreadsheet row number, values by column)
     mapping: dict[str, int]  # field → column index, as detected
+    title: str | None = None  # the title row above the headers ("…反馈问题清单")
+    images: dict[int, list[bytes]] = field(default_factory=dict)  # row number → pictures
+    sha256: str | None = None  # of the file's bytes: the same file finds the same batch
 
     @property
     def unmapped(self) -> list[str]:
@@ -82,12 +96,17 @@ class Sheet:
 
 
 def _text(value) -> str:
-    """Cell value as normalised text: NFKC folds full-width digits and punctuation."""
+    """Cell value as normalised text: NFKC folds full-width digits and punctuation; control
+    and invisible characters are dropped (``clean_text``)."""
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return unicodedata.normalize("NFKC", str(value)).strip()
+    if not isinstance(value, str):
+        return unicodedata.normalize("NFKC", str(value)).strip()
+    if value.isascii() and value.isprintable():
+        return value.strip()  # the common case (numbers, codes) needs no cleaning
+    return unicodedata.normalize("NFKC", clean_text(value, multiline=False)).strip()
 
 
 def _header_key(value) -> str:
@@ -147,9 +166,54 @@ def _sniff(data: bytes, filename: str) -> str:
     raise ValidationError(msg)
 
 
-def _grid_xlsx(data: bytes, filename: str) -> list[list[list]]:
+def check_zip_size(
+    data: bytes,
+    filename: str,
+    *,
+    max_bytes: int = MAX_XLSX_UNCOMPRESSED,
+    max_ratio: float = MAX_XLSX_RATIO,
+) -> None:
+    """Refuse a workbook whose members would expand too far, reading only the zip directory.
+
+    Parameters
+    ----------
+    data
+        The .xlsx bytes.
+    filename
+        Named in the message.
+    max_bytes, max_ratio
+        Limits on the members' uncompressed total and on its ratio to the compressed total.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        msg = f"{INVALID_FILE}: {filename}"
+        raise ValidationError(msg) from None
+    total = sum(m.file_size for m in members)
+    packed = sum(m.compress_size for m in members) or 1
+    mb = total / (1024 * 1024)
+    if total > max_bytes:
+        msg = (
+            f"{filename}: 工作簿解压后约 {mb:.0f} MB，超过上限 {max_bytes // (1024 * 1024)} MB，"
+            "已拒绝 (疑似压缩炸弹；很大的清单请另存为 CSV 后导入)"
+        )
+        raise ValidationError(msg)
+    if total / packed > max_ratio and total > 1024 * 1024:
+        msg = (
+            f"{filename}: 工作簿压缩比异常 ({total / packed:.0f} 倍，上限 {max_ratio:.0f} 倍)，"
+            "疑似压缩炸弹，已拒绝"
+        )
+        raise ValidationError(msg)
+
+
+def _grid_xlsx(data: bytes, filename: str, images: list | None = None) -> list[list[list]]:
+    """Each worksheet's cells; ``images`` (when given) gets each sheet's pictures by row."""
     from openpyxl import load_workbook
 
+    check_zip_size(data, filename)
     try:
         wb = load_workbook(io.BytesIO(data), data_only=True)
     except Exception:  # a zip that is not a workbook (docx, jar, broken file)
@@ -160,7 +224,25 @@ def _grid_xlsx(data: bytes, filename: str) -> list[list[list]]:
         grid = [list(row) for row in ws.iter_rows(values_only=True)]
         merges = [(r.min_row, r.min_col, r.max_row, r.max_col) for r in ws.merged_cells.ranges]
         sheets.append(_fill_merges(grid, merges))
+        if images is not None:
+            images.append(_sheet_images(ws))
     return sheets
+
+
+def _sheet_images(ws) -> dict[int, list[bytes]]:
+    """Pictures pasted into a worksheet, by the 1-based row their top-left corner sits in."""
+    found: dict[int, list[bytes]] = {}
+    for image in getattr(ws, "_images", []):
+        anchor = getattr(image, "anchor", None)
+        start = getattr(anchor, "_from", None)
+        if start is None:
+            continue  # an absolutely placed picture belongs to no row
+        try:
+            data = image._data()
+        except Exception:  # a broken picture part; the row itself still imports
+            continue
+        found.setdefault(int(start.row) + 1, []).append(data)
+    return found
 
 
 def _grid_xls(data: bytes, filename: str) -> list[list[list]]:
@@ -253,8 +335,13 @@ def _synonyms(name: str) -> str:
 def load_sheet(data: bytes, filename: str) -> Sheet:
     """Read a workbook or CSV and find its header row; raise naming what is wrong."""
     kind = _sniff(data, filename)
-    reader = {"xlsx": _grid_xlsx, "xls": _grid_xls, "csv": _grid_csv}[kind]
-    grids = [g for g in reader(data, filename) if any(_text(v) for row in g for v in row)]
+    pictures: list[dict[int, list[bytes]]] = []
+    if kind == "xlsx":
+        every = _grid_xlsx(data, filename, pictures)
+    else:
+        every = {"xls": _grid_xls, "csv": _grid_csv}[kind](data, filename)
+    keep = [i for i, g in enumerate(every) if any(_text(v) for row in g for v in row)]
+    grids = [every[i] for i in keep]
     if not grids:
         msg = f"文件 {filename} 中没有数据 (空工作簿)"
         raise ValidationError(msg)
@@ -270,6 +357,8 @@ def load_sheet(data: bytes, filename: str) -> Sheet:
             msg += f"；已识别的列: {'、'.join(seen)}"
         raise ValidationError(msg)
     grid, (index, mapping) = found[0]
+    position = next(i for i, g in enumerate(grids) if g is grid)
+    images = pictures[keep[position]] if pictures else {}
     width = max(len(r) for r in grid)
     headers = [_text(v) for v in grid[index]] + [""] * (width - len(grid[index]))
     header_keys = [_header_key(h) for h in headers]
@@ -280,10 +369,26 @@ def load_sheet(data: bytes, filename: str) -> Sheet:
             continue  # a header row repeated further down (pasted lists)
         rows.append((offset, row))
     sheet = Sheet(
-        filename=filename, headers=headers, header_row=index + 1, rows=rows, mapping=mapping
+        filename=filename,
+        headers=headers,
+        header_row=index + 1,
+        rows=rows,
+        mapping=mapping,
+        title=_title_of(grid[:index]),
+        images=images,
+        sha256=hashlib.sha256(data).hexdigest(),
     )
     check_mapping(sheet, mapping)
     return sheet
+
+
+def _title_of(rows: list[list]) -> str | None:
+    """The list's title: the first row above the headers holding a single text."""
+    for row in rows:
+        texts = list(dict.fromkeys(_text(v) for v in row if _text(v)))
+        if len(texts) == 1 and not texts[0].replace(".", "").isdigit():
+            return texts[0][:200]
+    return None
 
 
 def _is_header_repeat(row: list, header_keys: list[str]) -> bool:
@@ -416,7 +521,7 @@ def parse_date(value, *, field_name: str, today: date | None = None) -> date | N
         if 19_000_101 <= value <= 29_991_231:
             value = str(int(value))
     text = _text(value).replace(" ", "")
-    today = today or date.today()
+    today = today or today_local()
     try:
         if m := re.fullmatch(r"(\d{4})[./\-年](\d{1,2})[./\-月](\d{1,2})日?(?:\D.*)?", text):
             return date(int(m[1]), int(m[2]), int(m[3]))
@@ -512,8 +617,18 @@ class ImportResult:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     skipped_rows: list[tuple[int, str]] = field(default_factory=list)
     issue_ids: list[int] = field(default_factory=list)
+    issue_rows: list[int] = field(default_factory=list)  # spreadsheet row of each issue_ids
     aborted: bool = False  # errors and no skip_errors: nothing was written
     dry_run: bool = False
+    batch_id: int | None = None
+    batch_name: str | None = None
+    pending: int = 0  # 待分类: the category matched nothing
+    by_unit_source: dict[str, int] = field(default_factory=dict)  # list/category/cell/…
+    conflicts: int = 0  # the list named a unit the rules would not choose
+    photos: int = 0
+    photo_errors: list[tuple[int, str]] = field(default_factory=list)
+    dispatched: int | None = None
+    dispatch_error: str | None = None
 
     def summary(self) -> str:
         return (
@@ -534,6 +649,15 @@ class ImportResult:
             "skipped_rows": [list(r) for r in self.skipped_rows],
             "aborted": self.aborted,
             "dry_run": self.dry_run,
+            "batch_id": self.batch_id,
+            "batch_name": self.batch_name,
+            "pending": self.pending,
+            "by_unit_source": dict(self.by_unit_source),
+            "conflicts": self.conflicts,
+            "photos": self.photos,
+            "photo_errors": [list(r) for r in self.photo_errors],
+            "dispatched": self.dispatched,
+            "dispatch_error": self.dispatch_error,
         }
 
 
@@ -542,24 +666,26 @@ class _Prepared:
     row: int
     ref: str
     data: IssueInput
+    seq: str | None = None
+    listed: str | None = None
 
 
 def _prepare(
-    session, record: dict, *, source: str, calendar: WorkCalendar, filename: str
+    session, record: dict, *, source: str, calendar: WorkCalendar, filename: str, matcher=None
 ) -> _Prepared:
     """Turn one row into an IssueInput, raising ValidationError naming row and field."""
     row = record["_row"]
     where = f"第{row}行: "
     found = parse_date(record.get("found_at"), field_name=f"{where}发现时间")
     deadline = parse_deadline(
-        record.get("deadline"), found or date.today(), calendar, field_name=f"{where}整改时限"
+        record.get("deadline"), found or today_local(), calendar, field_name=f"{where}整改时限"
     )
     lon, lat = record.get("lon"), record.get("lat")
     remark = _text(record.get("remark"))
     data = IssueInput(
-        description=str(record.get("description") or "").strip(),
+        description=clean_text(record.get("description")),
         category=_text(record.get("category")) or None,
-        address=str(record.get("address") or "").strip() or None,
+        address=clean_text(record.get("address"), multiline=False) or None,
         lon=_text(lon) if isinstance(lon, str) else lon,
         lat=_text(lat) if isinstance(lat, str) else lat,
         coord_system=coord_system_of(record),
@@ -572,10 +698,22 @@ def _prepare(
     )
     # The checks create_issue would make, run first so that no row is written when
     # another row is wrong (all-or-nothing without savepoints).
-    clean = validate_input(session, data, where=where)
+    clean = validate_input(session, data, where=where, **({"matcher": matcher} if matcher else {}))
     if clean["lon"] is not None:
         check_in_county(session, clean["lon"], clean["lat"], field_name=f"{where}经纬度")
-    return _Prepared(row=row, ref=data.external_ref, data=data)
+    return _Prepared(
+        row=row,
+        ref=data.external_ref,
+        data=data,
+        seq=batch_seq_of(record),
+        listed=clean_text(record.get("unit"), max_len=200) or None,
+    )
+
+
+def batch_seq_of(record: dict) -> str:
+    """The row's place in its list: the 序号 column when given, else the row number."""
+    seq = _text(record.get("seq"))
+    return (seq or str(record["_row"]))[:20]
 
 
 def _existing_refs(session, refs: list[str]) -> set[str]:
@@ -611,6 +749,7 @@ def import_sheet(
     dry_run: bool = False,
     bulk: bool | None = None,
     bulk_threshold: int | None = None,
+    received_on: date | None = None,
 ) -> ImportResult:
     """Validate every row, then create the valid ones through ``create_issue``.
 
@@ -618,11 +757,18 @@ def import_sheet(
     caller commits, or rolls back for a dry run. When a row is wrong and ``skip_errors``
     is false, nothing is written at all and ``aborted`` is set.
 
+    Every import is a feedback batch (``Batch``, found again by the file's SHA-256): each
+    issue gets ``batch_id`` and ``batch_seq`` (序号, else the row number), follows the
+    list's 责任单位 where it names a known unit (``route_issue``), and gets the pictures
+    pasted into its row as 整改前 photos.
+
     A list longer than ``bulk_threshold`` rows (default
     ``bulk_import.BULK_THRESHOLD``) with coordinate columns takes the bulk path, which
     stores the same result column by column; ``bulk`` forces (True) or forbids (False) it.
     """
     from app.services import access
+    from app.services.categories import CategoryMatcher
+    from app.services.unit_names import UnitMatcher
 
     if user is not None:
         access.require(user, "import")
@@ -638,16 +784,25 @@ def import_sheet(
 
     threshold = bulk_import.BULK_THRESHOLD if bulk_threshold is None else bulk_threshold
     if bulk or (bulk is None and bulk_import.wants_bulk(records, mapping, threshold=threshold)):
-        return bulk_import.import_records_bulk(
-            session, user, records, filename=sheet.filename, source=source,
-            skip_errors=skip_errors, geocoder=geocoder, dry_run=dry_run,
+        batch = open_batch(
+            session, user, sheet=sheet, source=_batch_source(records, source),
+            received_on=received_on,
         )
+        result = bulk_import.import_records_bulk(
+            session, user, records, filename=sheet.filename, source=source,
+            skip_errors=skip_errors, geocoder=geocoder, dry_run=dry_run, batch_id=batch.id,
+        )
+        return _finish_import(session, sheet, batch, result)
     calendar = load_calendar(session)
+    categories = CategoryMatcher(session)
     prepared: list[_Prepared] = []
     for record in records:
         try:
             prepared.append(
-                _prepare(session, record, source=source, calendar=calendar, filename=sheet.filename)
+                _prepare(
+                    session, record, source=source, calendar=calendar,
+                    filename=sheet.filename, matcher=categories,
+                )
             )
         except ValidationError as exc:
             result.rejected.append((record["_row"], str(exc)))
@@ -667,10 +822,16 @@ def import_sheet(
     if result.rejected and not skip_errors:
         result.aborted = True
         return result
+    batch = open_batch(
+        session, user, sheet=sheet, source=_batch_source(records, source),
+        received_on=received_on, existing_refs=existing if not todo else None,
+        create=bool(todo),
+    )
     if todo and geocoder is None:
         from app.services.geocoding import geocoder_for
 
         geocoder = geocoder_for(session)
+    units = UnitMatcher(session)
     for item in todo:
         issue = create_issue(
             session,
@@ -679,15 +840,225 @@ def import_sheet(
             calendar=calendar,
             geocoder=geocoder,
             where=f"第{item.row}行: ",
+            matcher=categories,
+            via="import",
+            # An inspection's list carries its own dates; only an admin imports (above).
+            trusted_import=user is None or user.role == "admin",
         )
+        issue.batch_id, issue.batch_seq = batch.id, item.seq
+        if item.listed:
+            route_issue(session, issue, listed=item.listed, matcher=units)
         result.imported += 1
         if issue.needs_placement:
             result.queued += 1
         else:
             result.placed += 1
         result.issue_ids.append(issue.id)
+        result.issue_rows.append(item.row)
     session.flush()
+    return _finish_import(session, sheet, batch, result)
+
+
+def _batch_source(records: list[dict], default: str) -> str:
+    """The batch's source: what most rows' 来源 say (when known), else the form's choice."""
+    from collections import Counter
+
+    counts = Counter(_text(r.get("source")) for r in records if _text(r.get("source")))
+    for text, _ in counts.most_common():
+        if text in SOURCES:
+            return text
+    return default
+
+
+def open_batch(
+    session,
+    user: User | None,
+    *,
+    sheet: Sheet | None = None,
+    filename: str | None = None,
+    source: str,
+    received_on: date | None = None,
+    existing_refs: set[str] | None = None,
+    create: bool = True,
+) -> Batch | None:
+    """The feedback batch an import belongs to: the same file's batch, or a new one.
+
+    Parameters
+    ----------
+    session
+        The database session (the batch is flushed, never committed).
+    user
+        Who imports (None from the command line).
+    sheet
+        The list read by ``load_sheet``: its title names the batch, its SHA-256 finds it.
+    filename
+        Used when there is no sheet (the bulk path called directly).
+    source
+        The batch's 来源.
+    received_on
+        The date the list arrived (default the county's today).
+    existing_refs
+        Import keys of rows already stored: when a re-saved copy of a list imports nothing
+        new, its batch is the one those rows belong to.
+    create
+        False: only find a batch (an import that stores nothing makes no empty batch).
+    """
+    sha = sheet.sha256 if sheet is not None else None
+    if sha:
+        found = session.execute(
+            select(Batch).where(Batch.file_sha256 == sha).order_by(Batch.id)
+        ).scalar()
+        if found is not None:
+            return found
+    if existing_refs:
+        batch_id = session.execute(
+            select(Issue.batch_id)
+            .where(Issue.external_ref.in_(sorted(existing_refs)[:500]), Issue.batch_id.is_not(None))
+            .order_by(Issue.id)
+        ).scalar()
+        if batch_id is not None:
+            return session.get(Batch, batch_id)
+    if not create:
+        return None
+    name_of_file = (sheet.filename if sheet is not None else filename) or "清单"
+    title = sheet.title if sheet is not None else None
+    batch = Batch(
+        name=(title or Path(name_of_file).stem or name_of_file)[:200],
+        source=source,
+        received_on=received_on or today_local(),
+        filename=Path(name_of_file).name[:255],
+        file_sha256=sha,
+        created_by_id=user.id if user is not None else None,
+        summary={},
+    )
+    session.add(batch)
+    session.flush()
+    return batch
+
+
+def _finish_import(
+    session, sheet: Sheet, batch: Batch | None, result: ImportResult
+) -> ImportResult:
+    """Attach the rows' pictures, count the import and write the batch's summary."""
+    if batch is None or result.aborted:
+        return result
+    result.batch_id, result.batch_name = batch.id, batch.name
+    if not result.dry_run and sheet.images:
+        attach_row_photos(session, sheet, result)
+    mine = set(result.issue_ids)
+    batch_counts = _new_counts()
+    import_counts = _new_counts()
+    rows = session.execute(
+        select(
+            Issue.id, Issue.needs_placement, Issue.category_pending, Issue.unit_source,
+            Issue.routing_conflict,
+        ).where(Issue.batch_id == batch.id)
+    ).all()
+    for issue_id, queued, pending, unit_source, conflict in rows:
+        targets = (batch_counts, import_counts) if issue_id in mine else (batch_counts,)
+        for counts in targets:
+            counts["imported"] += 1
+            counts["queued" if queued else "placed"] += 1
+            counts["pending_category"] += bool(pending)
+            key = unit_source or "none"
+            counts["by_unit_source"][key] = counts["by_unit_source"].get(key, 0) + 1
+            counts["conflicts"] += bool(conflict)
+    result.pending = import_counts["pending_category"]
+    result.by_unit_source = import_counts["by_unit_source"]
+    result.conflicts = import_counts["conflicts"]
+    photos = session.execute(
+        select(Photo.id).join(Issue, Photo.issue_id == Issue.id).where(Issue.batch_id == batch.id)
+    ).all()
+    summary = dict(batch.summary or {})
+    summary.update(batch_counts)
+    summary["rejected"] = len(result.rejected)
+    summary["photos"] = len(photos)
+    summary["imports"] = int(summary.get("imports", 0)) + 1
+    summary["last_import"] = {
+        "filename": result.filename, "imported": result.imported, "skipped": result.skipped,
+        "rejected": len(result.rejected), "photos": result.photos,
+    }
+    batch.summary = summary
+    session.flush()
+    if result.dry_run:
+        result.batch_id = None  # rolled back with the rest
     return result
+
+
+def _new_counts() -> dict:
+    return {
+        "imported": 0, "placed": 0, "queued": 0, "pending_category": 0,
+        "by_unit_source": {}, "conflicts": 0,
+    }
+
+
+def attach_row_photos(session, sheet: Sheet, result: ImportResult) -> None:
+    """Store the pictures pasted into each imported row as its problem's 整改前 photos.
+
+    Every picture goes through the photo service (Pillow verifies it, EXIF is kept
+    private and stripped from the served copy); one that is not a usable image is named
+    in ``result.photo_errors`` and its row still imports.
+    """
+    from app.services.photos import PhotoUpload, remove_files, store_image
+
+    issue_of_row = dict(zip(result.issue_rows, result.issue_ids, strict=True))
+    stored: list[Photo] = []
+    try:
+        for row, pictures in sorted(sheet.images.items()):
+            issue_id = issue_of_row.get(row)
+            if issue_id is None:
+                continue
+            for n, data in enumerate(pictures, start=1):
+                upload = PhotoUpload(filename=f"第{row}行图片{n}", data=data)
+                try:
+                    fields = store_image(upload)
+                except ValidationError as exc:
+                    result.photo_errors.append((row, str(exc)))
+                    continue
+                photo = Photo(issue_id=issue_id, kind="before", **fields)
+                session.add(photo)
+                stored.append(photo)
+        session.flush()
+    except BaseException:
+        remove_files(stored)
+        raise
+    result.photos += len(stored)
+
+
+def parse_received_on(value: str | None) -> date | None:
+    """The form's 收到日期 (YYYY-MM-DD); empty means today; refuse the future."""
+    text = _text(value)
+    if not text:
+        return None
+    found = parse_date(text, field_name="收到日期")
+    if found > today_local():
+        msg = f"收到日期 {found.isoformat()} 晚于今天"
+        raise ValidationError(msg)
+    return found
+
+
+def dispatch_imported(session, user: User | None, result: ImportResult):
+    """Dispatch an import's batch at once (the "导入后立即派遣" option); None when nothing ran.
+
+    Calls ``app.services.batches.dispatch_batch`` and sets ``result.dispatched``. From the
+    command line (``user`` None) the first active admin dispatches, as ``dispatch`` does.
+    """
+    if result.aborted or result.dry_run or result.batch_id is None:
+        return None
+    from app.services.batches import dispatch_batch
+
+    if user is None:
+        user = session.execute(
+            select(User).where(User.role == "admin", User.active.is_(True)).order_by(User.id)
+        ).scalar()
+        if user is None:
+            msg = "没有可用的管理员账号，无法派遣 (先 create-user --role admin)"
+            raise ValidationError(msg)
+
+    outcome = dispatch_batch(session, user, result.batch_id)
+    per_unit = getattr(outcome, "per_unit", None) or {}
+    result.dispatched = int(sum(per_unit.values()))
+    return outcome
 
 
 def import_file(
@@ -715,18 +1086,21 @@ def rejected_workbook(sheet: Sheet, result: ImportResult) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
+    from app.services.xlsx import write_row
+
     reasons = {row: reason for row, reason in result.rejected}
     wb = Workbook()
     ws = wb.active
     ws.title = "未导入的行"
     headers = [h or f"列{i + 1}" for i, h in enumerate(sheet.headers)]
-    ws.append(["原行号", *headers, ERROR_COLUMN])
+    write_row(ws, ["原行号", *headers, ERROR_COLUMN])
     for cell in ws[1]:
         cell.font = Font(bold=True)
     for number, values in sheet.rows:
         if number in reasons:
             reason = reasons[number].removeprefix(f"第{number}行: ")
-            ws.append([number, *[_cell_value(v) for v in values], reason])
+            # Plain text cells: a rejected "=HYPERLINK(...)" goes back as typed, not armed.
+            write_row(ws, [number, *[_cell_value(v) for v in values], reason])
     ws.column_dimensions["A"].width = 8
     buffer = io.BytesIO()
     wb.save(buffer)

@@ -17,10 +17,11 @@ from flask import (
 from flask_login import current_user, login_required
 
 from app.extensions import db
-from app.models import SOURCES
+from app.models import SOURCES, today_local
 from app.services import importer
 from app.services.access import require
-from app.services.errors import ValidationError
+from app.services.errors import ServiceError, ValidationError
+from app.services.routing_units import UNIT_SOURCE_LABELS
 
 bp = Blueprint("issue_import", __name__, url_prefix="/issues/import")
 
@@ -67,6 +68,7 @@ def preview(token: str):
                 mapping=mapping,
                 source=request.form.get("source"),
                 skip_errors=request.form.get("skip_errors") == "1",
+                received_on=importer.parse_received_on(request.form.get("received_on")),
             )
         except ValidationError as exc:
             db.session.rollback()
@@ -76,6 +78,8 @@ def preview(token: str):
                 db.session.rollback()
             else:
                 db.session.commit()
+                if request.form.get("dispatch") == "1":
+                    _dispatch(result)
             rejected = importer.rejected_workbook(sheet, result) if result.rejected else None
             importer.finish_upload(_upload_dir(), token, result, rejected, keep_file=result.aborted)
             return redirect(url_for("issue_import.result", token=token))
@@ -95,7 +99,27 @@ def preview(token: str):
         sources=SOURCES,
         default_source=request.form.get("source") or importer.DEFAULT_SOURCE,
         skip_errors=request.form.get("skip_errors") == "1",
+        received_on=request.form.get("received_on") or today_local().isoformat(),
+        dispatch=request.form.get("dispatch") == "1",
+        can_dispatch=_can_dispatch(),
     ), status
+
+
+def _can_dispatch() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("app.services.batches") is not None
+
+
+def _dispatch(result) -> None:
+    """Dispatch the batch just imported; the import stays even when dispatching fails."""
+    try:
+        importer.dispatch_imported(db.session, current_user, result)
+    except (ServiceError, ImportError) as exc:
+        db.session.rollback()
+        result.dispatch_error = str(exc)
+    else:
+        db.session.commit()
 
 
 @bp.get("/<token>/result")
@@ -107,6 +131,12 @@ def result(token: str):
         return redirect(url_for("issue_import.preview", token=token))
     queue = "issues.placement_queue"
     queue_url = url_for(queue) if queue in current_app.view_functions else None
+    batch_id = info["result"].get("batch_id")
+    batch_url = (
+        url_for("batches.show", batch_id=batch_id)
+        if batch_id and "batches.show" in current_app.view_functions
+        else None
+    )
     return render_template(
         "imports/result.html",
         token=token,
@@ -114,6 +144,8 @@ def result(token: str):
         res=info["result"],
         can_retry=info["data"] is not None,
         queue_url=queue_url,
+        batch_url=batch_url,
+        source_labels=UNIT_SOURCE_LABELS,
     )
 
 

@@ -180,7 +180,7 @@ def bad_rows() -> list[list]:
         row(4, "只有经度", lon=w[0], lat=None),
         row(5, "外省的点", lon=116.4, lat=39.9),
         row(6, "日期写错", found="2026-13-45", lon=w[0], lat=w[1]),
-        row(7, "类别写错", category="不存在的类别", lon=w[0], lat=w[1]),
+        row(7, "类别写错 (待分类，不拒绝)", category="不存在的类别", lon=w[0], lat=w[1]),
         row(8, "", lon=w[0], lat=w[1]),
         row(9, "时限写错", deadline="尽快", lon=w[0], lat=w[1]),
         row(10, "纬度超出范围", lon=w[0], lat="-91"),
@@ -197,13 +197,13 @@ def test_bad_rows_are_named_like_the_per_row_path_and_nothing_is_stored(session,
     assert fast.aborted and fast.imported == 0 and fast.issue_ids == []
     assert fast.rejected == slow.rejected
     reasons = dict(fast.rejected)
-    assert sorted(reasons) == [3, 4, 5, 6, 7, 8, 9, 10, 11]
+    # Row 8's category matches nothing: it is kept as 待分类, never rejected.
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 9, 10, 11]
     assert reasons[3].startswith("第3行: 经度 不是数字")
     assert reasons[4].startswith("第4行: 经度 超出范围")
     assert reasons[5] == "第5行: 经度和纬度 必须同时填写"
     assert reasons[6].startswith("第6行: 经纬度 (116.4") and "不在本县城范围内" in reasons[6]
     assert reasons[7].startswith("第7行: 发现时间")
-    assert "问题类别 无法识别" in reasons[8]
     assert reasons[9] == "第9行: 问题描述 不能为空"
     assert reasons[10].startswith("第10行: 整改时限")
     assert reasons[11].startswith("第11行: 纬度 超出范围")
@@ -213,13 +213,18 @@ def test_bad_rows_are_named_like_the_per_row_path_and_nothing_is_stored(session,
 def test_skip_errors_imports_only_the_good_rows(session, world):
     admin = world["users"]["admin"]
     result = run(session, admin, csv_bytes(bad_rows()), "清单.csv", bulk=True, skip_errors=True)
-    assert result.summary() == "imported=2 placed=2 queued=0 rejected=9 skipped=0"
+    assert result.summary() == "imported=3 placed=3 queued=0 rejected=8 skipped=0"
     stored = (
         session.execute(select(Issue.description).where(Issue.id.in_(result.issue_ids)))
         .scalars()
         .all()
     )
-    assert sorted(stored) == ["好的一行", "好的另一行"]
+    assert sorted(stored) == ["好的一行", "好的另一行", "类别写错 (待分类，不拒绝)"]
+    pending = session.execute(
+        select(Issue.category_pending, Issue.category_text, Issue.category_id)
+        .where(Issue.description == "类别写错 (待分类，不拒绝)")
+    ).one()
+    assert tuple(pending) == (True, "不存在的类别", None)
 
 
 def test_reimport_skips_every_row(session, world):
