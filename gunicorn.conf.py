@@ -6,6 +6,9 @@ county's 2-core server behind nginx on the same machine.
 
 import multiprocessing
 import os
+import re
+
+from gunicorn.glogging import Logger
 
 # nginx talks to us on the loopback only; never expose gunicorn directly.
 bind = os.environ.get("SANIGRID_BIND", "127.0.0.1:8000")
@@ -34,6 +37,41 @@ accesslog = os.environ.get("SANIGRID_ACCESS_LOG", "-")
 errorlog = os.environ.get("SANIGRID_ERROR_LOG", "-")
 loglevel = os.environ.get("SANIGRID_LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
+# Open311 clients may send their token as ``api_key`` in a GET query string; the request
+# line is logged, so every secret-bearing parameter is blanked before it is written.
+SECRET_PARAMS = re.compile(r"(?i)([?&;](?:api_key|token|access_token|key|password)=)[^&;\s\"]*")
+
+
+def redact_secrets(text: str) -> str:
+    """Blank the values of secret query parameters in a logged request line or URL."""
+    return SECRET_PARAMS.sub(r"\1[REDACTED]", text) if text else text
+
+
+class RedactingLogger(Logger):
+    """Gunicorn's logger with secrets blanked in every access-log atom.
+
+    Covers the request line (``%(r)s``), the query (``%(q)s``), the referer and the
+    ``{...}i``/``{...}e`` header and environ atoms a custom format might name.
+    """
+
+    HIDDEN_HEADERS = ("{authorization}i", "{cookie}i", "{http_authorization}e", "{http_cookie}e")
+    QUERY_ATOMS = ("q", "{query_string}e")
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key, value in list(atoms.items()):
+            if not isinstance(value, str):
+                continue
+            if key in self.HIDDEN_HEADERS:
+                atoms[key] = "[REDACTED]"
+            elif key in self.QUERY_ATOMS:
+                atoms[key] = redact_secrets("?" + value)[1:]
+            else:
+                atoms[key] = redact_secrets(value)
+        return atoms
+
+
+logger_class = RedactingLogger
 # Each worker builds its own app (and database pool) after the fork: no connection is
 # ever shared between processes.
 preload_app = False

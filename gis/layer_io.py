@@ -14,7 +14,6 @@ a description, ExtendedData and a semi-transparent polygon style.
 from __future__ import annotations
 
 import math
-import re
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
@@ -32,6 +31,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gis.crs import WGS84, bd09_to_wgs84, gcj02_to_wgs84
 from gis.errors import CRSError, LayerReadError, LayerWriteError
+from gis.xmltext import xml_text
 
 KINDS = (
     "boundary",
@@ -879,4 +879,4 @@ def _kml_geometry(geom: BaseGeometry) -> ET.Element:
 
 def _xml_text(text: str | None) -> str | None:
     # XML 1.0 forbids most control characters; spreadsheets paste them in names.
-    return None if text is None else re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", text)
+    return xml_text(text)

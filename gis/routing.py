@@ -33,6 +33,7 @@ from shapely.ops import substring
 
 from gis.crs import WGS84, transformer, utm_crs_for
 from gis.errors import CoordinateError, RoutingError
+from gis.xmltext import xml_text
 
 Mode = Literal["walk", "drive"]
 
@@ -1485,7 +1486,7 @@ def route_to_gpx(route: Route, *, name: str, stop_names: Sequence[str] | None = 
     ET.register_namespace("", _GPX_NS)
     gpx = ET.Element(f"{{{_GPX_NS}}}gpx", {"version": "1.1", "creator": "SaniGrid 创卫网格"})
     meta = ET.SubElement(gpx, f"{{{_GPX_NS}}}metadata")
-    ET.SubElement(meta, f"{{{_GPX_NS}}}name").text = name
+    ET.SubElement(meta, f"{{{_GPX_NS}}}name").text = xml_text(name)
     if route.start is not None:
         w = ET.SubElement(
             gpx,
@@ -1496,7 +1497,9 @@ def route_to_gpx(route: Route, *, name: str, stop_names: Sequence[str] | None = 
     for rank, idx in enumerate(route.order, start=1):
         lon, lat = route.stops[idx]
         w = ET.SubElement(gpx, f"{{{_GPX_NS}}}wpt", {"lat": f"{lat:.7f}", "lon": f"{lon:.7f}"})
-        ET.SubElement(w, f"{{{_GPX_NS}}}name").text = _stop_label(route, rank, idx, stop_names)
+        ET.SubElement(w, f"{{{_GPX_NS}}}name").text = xml_text(
+            _stop_label(route, rank, idx, stop_names)
+        )
         ET.SubElement(w, f"{{{_GPX_NS}}}desc").text = f"距道路 {route.snaps[idx].distance_m:.0f} 米"
     if route.end is not None:
         w = ET.SubElement(
@@ -1504,7 +1507,7 @@ def route_to_gpx(route: Route, *, name: str, stop_names: Sequence[str] | None = 
         )
         ET.SubElement(w, f"{{{_GPX_NS}}}name").text = "终点"
     trk = ET.SubElement(gpx, f"{{{_GPX_NS}}}trk")
-    ET.SubElement(trk, f"{{{_GPX_NS}}}name").text = name
+    ET.SubElement(trk, f"{{{_GPX_NS}}}name").text = xml_text(name)
     for leg in route.legs:
         seg = ET.SubElement(trk, f"{{{_GPX_NS}}}trkseg")
         for lon, lat in leg.coords:
@@ -1527,7 +1530,7 @@ def route_to_kml(route: Route, *, name: str, stop_names: Sequence[str] | None = 
     ET.register_namespace("", _KML_NS)
     kml = ET.Element(f"{{{_KML_NS}}}kml")
     doc = ET.SubElement(kml, f"{{{_KML_NS}}}Document")
-    ET.SubElement(doc, f"{{{_KML_NS}}}name").text = name
+    ET.SubElement(doc, f"{{{_KML_NS}}}name").text = xml_text(name)
     ET.SubElement(doc, f"{{{_KML_NS}}}description").text = (
         f"{len(route.order)} 个巡查点, 全长 {route.length_m / 1000:.2f} 公里, "
         f"约 {route.est_minutes:.0f} 分钟"
@@ -1535,7 +1538,7 @@ def route_to_kml(route: Route, *, name: str, stop_names: Sequence[str] | None = 
 
     def point(label: str, lon: float, lat: float) -> None:
         pm = ET.SubElement(doc, f"{{{_KML_NS}}}Placemark")
-        ET.SubElement(pm, f"{{{_KML_NS}}}name").text = label
+        ET.SubElement(pm, f"{{{_KML_NS}}}name").text = xml_text(label)
         pt = ET.SubElement(pm, f"{{{_KML_NS}}}Point")
         ET.SubElement(pt, f"{{{_KML_NS}}}coordinates").text = f"{lon:.7f},{lat:.7f},0"
 

@@ -96,11 +96,17 @@ def _get_unit(session, unit_id) -> Unit:
 
 
 def _int(value, field: str) -> int:
+    """An id from a form (the site's one id parser: 1 to 2**31 - 1, ASCII digits)."""
+    from app.services.params import MAX_ID, parse_int, shown
+
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        msg = f"{field}编号「{value}」无效"
-        raise ValidationError(msg) from None
+        number = parse_int(value, name=field, low=1, high=MAX_ID)
+    except ValidationError:
+        number = None
+    if number is None:
+        msg = f"{field}编号 {shown(value)} 无效"
+        raise ValidationError(msg)
+    return number
 
 
 def _revoke_tokens(session, user: User) -> int:
@@ -494,13 +500,14 @@ def passwords_workbook(rows: list[dict]) -> bytes:
     """An .xlsx of the new accounts' temporary passwords, for the office to hand out."""
     from openpyxl import Workbook
 
+    from app.services.xlsx import write_row
 
     wb = Workbook()
     ws = wb.active
     ws.title = "临时密码"
-    ws.append(["单位", "姓名", "手机号", "角色", "用户名", "临时密码", "说明"])
+    write_row(ws, ["单位", "姓名", "手机号", "角色", "用户名", "临时密码", "说明"])
     for row in rows:
-        ws.append([row["unit"], row["name"], row["username"],
+        write_row(ws, [row["unit"], row["name"], row["username"],
                    ROLE_LABELS.get(row["role_code"], row["role_code"]), row["username"],
                    row["password"], "首次登录后须修改密码"])
     for col, width in zip("ABCDEFG", (24, 10, 14, 10, 14, 14, 22), strict=True):

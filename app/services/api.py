@@ -8,9 +8,7 @@ ValidationError naming the parameter and the value.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +27,9 @@ from app.models import (
     Patrol,
     Unit,
     User,
+    today_local,
 )
-from app.services import access, serializers
+from app.services import access, params, serializers
 from app.services.categories import find_category
 from app.services.errors import ForbiddenError, ValidationError
 from app.services.grids import active_grid
@@ -49,89 +48,20 @@ FIELD_WORDS = (
     ("纬度", "lat"),
     ("坐标", "lon"),
 )
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
+# A FieldError names the offending field, so clients can highlight it; it is the one
+# parameter error of app/services/params.py (the name is kept for the API's callers).
+FieldError = params.ParamError
+_bad = params.bad
 
 
-class FieldError(ValidationError):
-    """A 400 that names the offending field, so clients can highlight it."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _bad(name: str, value: Any, hint: str = "") -> FieldError:
-    msg = f"参数 {name} 的值无效: {value!r}" + (f" ({hint})" if hint else "")
-    return FieldError(msg, name)
-
-
-# ---- parameter parsing ----------------------------------------------------------------
-
-
-def parse_int(
-    args: Mapping, name: str, *, default: int | None = None, low: int = 0, high: int | None = None
-) -> int | None:
-    raw = args.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise _bad(name, raw, "应为整数") from None
-    if value < low or (high is not None and value > high):
-        hint = f"应在 {low} 到 {high} 之间" if high is not None else f"不能小于 {low}"
-        raise _bad(name, raw, hint)
-    return value
+# ---- parameter parsing: app/services/params.py, the one set for the whole site -----------
 
 
 def parse_paging(args: Mapping) -> tuple[int, int]:
     """``limit`` (default 50, at most 500) and ``offset`` (default 0)."""
-    limit = parse_int(args, "limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-    offset = parse_int(args, "offset", default=0, low=0)
+    limit = params.parse_limit(args.get("limit"), default=DEFAULT_LIMIT, high=MAX_LIMIT)
+    offset = params.parse_offset(args.get("offset"))
     return limit, offset
-
-
-def parse_bool(args: Mapping, name: str) -> bool | None:
-    raw = args.get(name)
-    if raw is None:
-        return None
-    text = str(raw).strip().lower()
-    if text in TRUE_WORDS:
-        return True
-    if text in FALSE_WORDS:
-        return False
-    raise _bad(name, raw, "应为 true 或 false")
-
-
-def parse_bbox(args: Mapping, name: str = "bbox") -> tuple[float, float, float, float] | None:
-    """``minlon,minlat,maxlon,maxlat`` in WGS-84 degrees."""
-    raw = args.get(name)
-    if raw is None or raw == "":
-        return None
-    parts = str(raw).split(",")
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise _bad(name, raw, "格式应为 minlon,minlat,maxlon,maxlat") from None
-    if len(values) != 4 or not all(math.isfinite(v) for v in values):
-        raise _bad(name, raw, "格式应为 minlon,minlat,maxlon,maxlat")
-    minlon, minlat, maxlon, maxlat = values
-    if not (-180 <= minlon <= maxlon <= 180 and -90 <= minlat <= maxlat <= 90):
-        raise _bad(name, raw, "经纬度超出范围或最小值大于最大值")
-    return minlon, minlat, maxlon, maxlat
-
-
-def parse_datetime(value: Any, name: str) -> datetime:
-    """ISO 8601 date or datetime; a zone, if given, is dropped (times are stored naive)."""
-    text = str(value).strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1]
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise _bad(name, value, "应为 ISO 8601 日期时间, 如 2026-03-01T08:00:00") from None
-    return parsed.replace(tzinfo=None)
 
 
 def _count(session, stmt: Select) -> int:
@@ -150,8 +80,13 @@ def _page(session, stmt: Select, args: Mapping) -> tuple[list, int, int, int]:
 def _resolve_unit(session, user: User, raw: str, name: str = "unit") -> int | None:
     """A unit filter by id or name; None means "matches nothing the user may see"."""
     text = str(raw).strip()
+    if len(text) > 200:
+        raise _bad(name, raw, "没有这个责任单位")
     stmt = select(Unit.id)
-    stmt = stmt.where(Unit.id == int(text)) if text.isdigit() else stmt.where(Unit.name == text)
+    if text.isascii() and text.isdigit():
+        stmt = stmt.where(Unit.id == params.parse_id(text, name=name))
+    else:
+        stmt = stmt.where(Unit.name == text)
     unit_id = session.execute(stmt).scalar()
     if access.is_unit_scoped(user):
         # A unit head learns nothing about other units: their filters just match nothing.
@@ -194,23 +129,23 @@ def issue_query(session, user: User, args: Mapping) -> Select:
         if not (str(cell_code).isdigit() and len(str(cell_code)) == 15):
             raise _bad("cell", cell_code, "网格编码应为 15 位数字")
         stmt = stmt.where(Issue.cell_id.in_(select(Cell.id).where(Cell.code == cell_code)))
-    bbox = parse_bbox(args)
+    bbox = params.parse_bbox(args.get("bbox"))
     if bbox:
         minlon, minlat, maxlon, maxlat = bbox
         stmt = stmt.where(Issue.lon.between(minlon, maxlon), Issue.lat.between(minlat, maxlat))
-    overdue = parse_bool(args, "overdue")
+    overdue = params.parse_bool(args.get("overdue"), name="overdue")
     if overdue is True:
-        stmt = stmt.where(Issue.status.in_(OPEN_STATUSES), Issue.deadline < date.today())
+        stmt = stmt.where(Issue.status.in_(OPEN_STATUSES), Issue.deadline < today_local())
     elif overdue is False:
         stmt = stmt.where(
             or_(
                 Issue.status.not_in(OPEN_STATUSES),
                 Issue.deadline.is_(None),
-                Issue.deadline >= date.today(),
+                Issue.deadline >= today_local(),
             )
         )
     if args.get("updated_since"):
-        since = parse_datetime(args["updated_since"], "updated_since")
+        since = params.parse_datetime(args["updated_since"], name="updated_since")
         changed = exists().where(IssueEvent.issue_id == Issue.id, IssueEvent.at >= since)
         stmt = stmt.where(or_(Issue.created_at >= since, changed))
     return stmt
@@ -230,18 +165,37 @@ def list_issues(session, user: User, args: Mapping) -> dict:
     access.require(user, "read")
     stmt = _with_issue_relations(issue_query(session, user, args).order_by(Issue.id.desc()))
     rows, total, limit, offset = _page(session, stmt, args)
-    today = date.today()
+    today = today_local()
     return {
-        "items": [serializers.issue_to_dict(i, today=today) for i in rows],
+        "items": _scoped_links(
+            session, user, [serializers.issue_to_dict(i, today=today) for i in rows]
+        ),
         "total": total,
         "limit": limit,
         "offset": offset,
     }
 
 
+def _scoped_links(session, user: User, items: list[dict]) -> list[dict]:
+    """Blank ``recurrence_of`` / ``duplicate_of`` links into problems the user cannot read."""
+    links = ("recurrence_of", "duplicate_of")
+    readable = access.readable_issue_ids(
+        session, user, [item.get(k) for item in items for k in links]
+    )
+    for item in items:
+        for key in links:
+            if item.get(key) is not None and item[key] not in readable:
+                item[key] = None
+    return items
+
+
+def _issue_dict(session, user: User, issue: Issue) -> dict:
+    return _scoped_links(session, user, [serializers.issue_to_dict(issue, detail=True)])[0]
+
+
 def issue_detail(session, user: User, issue_id: int) -> dict:
     issue = access.get_issue(session, user, issue_id)
-    return serializers.issue_to_dict(issue, detail=True)
+    return _issue_dict(session, user, issue)
 
 
 def _text(body: Mapping, name: str, *, required: bool = False, max_len: int = 2000) -> str | None:
@@ -265,9 +219,10 @@ def _number(body: Mapping, name: str) -> Any:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        msg = f"字段 {name} 应为数字: {value!r}"
+        msg = f"字段 {name} 应为数字: {params.shown(value)}"
         raise FieldError(msg, name)
-    return value
+    # A degree value: finite, short, within ±180 (the intake narrows it to the county).
+    return params.parse_float(value, name=name, low=-180.0, high=180.0)
 
 
 def _field_of(message: str) -> str | None:
@@ -297,18 +252,14 @@ def issue_input_from_json(session, body: Any) -> IssueInput:
     if coord_system not in COORD_SYSTEMS:
         msg = f"字段 coord_system 无效: {coord_system!r} (可选 {', '.join(COORD_SYSTEMS)})"
         raise FieldError(msg, "coord_system")
-    source = _text(body, "source", max_len=30) or "县级督查"
+    # No source: the reporter's default (自查 for a unit head); the access rule decides
+    # which sources and dates each role may set (access.check_filing, in create_issue).
+    source = _text(body, "source", max_len=30)
     found_raw = body.get("found_at")
-    found_at = None
-    if found_raw not in (None, ""):
-        try:
-            found_at = parse_datetime(found_raw, "found_at")
-        except FieldError:
-            msg = f"字段 found_at 不是 ISO 8601 日期时间: {found_raw!r}"
-            raise FieldError(msg, "found_at") from None
-        if found_at > datetime.now() + timedelta(days=1):
-            msg = f"字段 found_at 在未来: {found_raw!r}"
-            raise FieldError(msg, "found_at")
+    if found_raw is not None and not isinstance(found_raw, str):
+        msg = f"字段 found_at 应为 ISO 8601 日期时间字符串: {params.shown(found_raw)}"
+        raise FieldError(msg, "found_at")
+    found_at = params.parse_datetime(found_raw, name="found_at")
     return IssueInput(
         description=description,
         category=code,
@@ -327,14 +278,16 @@ def create_issue_from_json(session, user: User, body: Any) -> tuple[int, dict]:
     access.require(user, "report")
     data = issue_input_from_json(session, body)
     try:
-        issue = create_issue(session, user, data)
+        issue = create_issue(session, user, data, via="api")
     except ValidationError as exc:
+        if getattr(exc, "field", None):
+            raise
         raise FieldError(str(exc), _field_of(str(exc))) from None
     session.flush()
     if not access.can_read_issue(user, issue):
-        # Routed to another unit's cell: the reporter may not read it, only know it arrived.
-        return 202, {"id": issue.id, "status": issue.status, "message": "已上报，归属其他责任单位"}
-    return 201, serializers.issue_to_dict(issue, detail=True)
+        # Queued for placement (no unit yet): the reporter only learns that it arrived.
+        return 202, {"id": issue.id, "status": issue.status, "message": "已上报，等待创卫办处理"}
+    return 201, _issue_dict(session, user, issue)
 
 
 def act_on_issue(session, user: User, issue_id: int, body: Any) -> dict:
@@ -363,7 +316,7 @@ def act_on_issue(session, user: User, issue_id: int, body: Any) -> dict:
         # The workflow's only field check is the reason a failed verification needs.
         raise FieldError(str(exc), "note") from None
     session.flush()
-    return serializers.issue_to_dict(issue, detail=True)
+    return _issue_dict(session, user, issue)
 
 
 def place_issue(session, user: User, issue_id: int, body: Any) -> dict:
@@ -394,7 +347,7 @@ def place_issue(session, user: User, issue_id: int, body: Any) -> dict:
     except ValidationError as exc:
         raise FieldError(str(exc), _field_of(str(exc)) or "lon") from None
     session.flush()
-    return serializers.issue_to_dict(issue, detail=True)
+    return _issue_dict(session, user, issue)
 
 
 def photo_path(session, user: User, issue_id: int, photo_id: int) -> Path:
@@ -423,7 +376,7 @@ def cell_query(session, user: User, args: Mapping) -> Select:
     grid = active_grid(session)
     stmt = access.scope_cells(select(Cell), user)
     stmt = stmt.where(Cell.grid_id == grid.id) if grid else stmt.where(false())
-    bbox = parse_bbox(args)
+    bbox = params.parse_bbox(args.get("bbox"))
     if bbox:
         minlon, minlat, maxlon, maxlat = bbox
         stmt = stmt.where(

@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app.models import (
     Assessment,
@@ -77,6 +78,7 @@ from app.models import (
     Setting,
     Unit,
     User,
+    Zone,
     now_local,
 )
 from app.services import access
@@ -166,7 +168,7 @@ def month_period(month: str, *, now: datetime | None = None) -> Period:
     year, mon = parse_month(month)
     start = datetime(year, mon, 1)
     end = datetime(year + (mon == 12), mon % 12 + 1, 1)
-    now = now or datetime.now()
+    now = now or now_local()
     if start > now:
         msg = f"{month} 尚未开始，无法考核"
         raise ValidationError(msg)
@@ -181,7 +183,7 @@ def shift_month(month: str, delta: int) -> str:
 
 def default_month(now: datetime | None = None) -> str:
     """The month a 通报 is usually about: the last complete month."""
-    now = now or datetime.now()
+    now = now or now_local()
     return shift_month(f"{now.year:04d}-{now.month:02d}", -1)
 
 
@@ -328,31 +330,74 @@ def _area_names(session, kind: str) -> dict[str, str]:
 
 
 def _groups(session, scope: str) -> dict:
-    """Every group to rank, key -> name (those with no problems are ranked too)."""
+    """Every group to rank, key -> name (those with no problems are ranked too).
+
+    Sub-districts and communities come from the active grid's zones (Zone rows), so
+    their names are the ones the grid was coded with. Provisional zones (片区) are not
+    ranked as communities: a 片区 is a stand-in for an unmapped community with no
+    居委会 to hold to account, and a red or black list naming one would name nobody. Its
+    problems still count for its sub-district and for the unit that answers for its cells
+    (the sub-district office that holds them, 属地兜底). No group is ever coded 000.
+    """
     if scope == "unit":
         rows = session.execute(select(Unit.id, Unit.name, Unit.active)).all()
         return {uid: name for uid, name, active in rows if active}
     grid = active_grid(session)
-    codes = set()
-    if grid is not None:
-        codes = set(
-            session.execute(
-                select(Cell.subdistrict_code, Cell.community_code)
-                .where(Cell.grid_id == grid.id)
-                .distinct()
-            ).all()
-        )
-    if scope == "subdistrict":
-        names = _area_names(session, "subdistricts")
-        return {sub: names.get(sub, f"街道(乡镇) {sub}") for sub, _ in codes}
-    names = _area_names(session, "communities")
+    if grid is None:
+        return {}
+    zones = session.execute(
+        select(Zone.subdistrict_code, Zone.community_code, Zone.name, Zone.subdistrict_name,
+               Zone.provisional).where(Zone.grid_id == grid.id)
+    ).all()
+    if zones:
+        return _zone_groups(session, scope, zones)
+    # A grid stored before zones were recorded: the layers name its codes; a code no
+    # layer names (a 000 slot of an old grid) is not a unit and is not ranked.
+    codes = set(
+        session.execute(
+            select(Cell.subdistrict_code, Cell.community_code)
+            .where(Cell.grid_id == grid.id)
+            .distinct()
+        ).all()
+    )
     subs = _area_names(session, "subdistricts")
+    if scope == "subdistrict":
+        return {sub: subs[sub] for sub, _ in codes if sub in subs and sub != "000"}
+    names = _area_names(session, "communities")
     result = {}
     for sub, com in codes:
         key = f"{sub}-{com}"
-        name = names.get(key, f"社区 {key}")
+        if key not in names or "000" in (sub, com):
+            continue
+        name = names[key]
         result[key] = (
             f"{subs[sub]}{name}" if sub in subs and not name.startswith(subs[sub]) else name
+        )
+    return result
+
+
+def _zone_groups(session, scope: str, zones) -> dict:
+    subs: dict[str, str] = {}
+    for z in zones:
+        if z.subdistrict_code != "000" and z.subdistrict_name:
+            subs.setdefault(z.subdistrict_code, z.subdistrict_name)
+    layer_subs = _area_names(session, "subdistricts")
+    for z in zones:
+        if z.subdistrict_code != "000" and z.subdistrict_code not in subs:
+            # An imported grid's real code with no name anywhere: say its code.
+            subs[z.subdistrict_code] = layer_subs.get(
+                z.subdistrict_code, f"街道(乡镇) {z.subdistrict_code}"
+            )
+    if scope == "subdistrict":
+        return subs
+    result = {}
+    for z in zones:
+        if z.provisional or "000" in (z.subdistrict_code, z.community_code):
+            continue
+        sub = subs.get(z.subdistrict_code, "")
+        name = z.name
+        result[f"{z.subdistrict_code}-{z.community_code}"] = (
+            f"{sub}{name}" if sub and not name.startswith(sub) else name
         )
     return result
 
@@ -772,6 +817,8 @@ def month_issues(session, user: User, month: str, unit_id: int) -> tuple[Unit, l
         ),
         user,
     )
+    # Each row shows who filed it and as what source (上报人, 来源): the first event's user.
+    stmt = stmt.options(selectinload(Issue.events).selectinload(IssueEvent.user))
     rows = []
     for issue in session.execute(stmt.order_by(Issue.found_at)).scalars():
         received = issue.found_at >= period.start
@@ -949,7 +996,7 @@ def monthly_page(session, user: User, month: str | None, scope: str = "unit") ->
         "trend": trend(session, report["month"], scope),
         "cells": cells,
         "bounds": bounds,
-        "months": list(reversed(campaign_months(session, until=f"{datetime.now():%Y-%m}"))),
+        "months": list(reversed(campaign_months(session, until=f"{now_local():%Y-%m}"))),
         "published_months": published,
         "own_unit": session.get(Unit, user.unit_id).name
         if access.is_unit_scoped(user) and user.unit_id

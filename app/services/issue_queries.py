@@ -15,7 +15,16 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.models import OPEN_STATUSES, SOURCES, STATUS_LABELS, Category, Issue, Unit, User
+from app.models import (
+    OPEN_STATUSES,
+    SOURCES,
+    STATUS_LABELS,
+    Category,
+    Issue,
+    Unit,
+    User,
+    today_local,
+)
 from app.services import access
 from app.services.errors import ValidationError
 from app.services.map_data import IssueFilters
@@ -40,6 +49,8 @@ EXPORT_COLUMNS = (
     "是否逾期",
     "返工次数",
     "销号时间",
+    "待分类",
+    "类别原文",
 )
 
 
@@ -166,7 +177,7 @@ def category_groups(session) -> list[tuple[Category, list[Category]]]:
 def _category_names(issue: Issue, by_code: dict[str, Category]) -> tuple[str, str]:
     cat = issue.category
     if cat is None:
-        return "未分类", ""
+        return ("待分类" if issue.category_pending else "未分类"), ""
     if cat.level == 1:
         return cat.name, ""
     parent = by_code.get(cat.parent_code or "")
@@ -179,6 +190,8 @@ def export_issues_xlsx(session, user: User, filters: IssueFilters) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
+
+    from app.services.xlsx import write_row
 
     stmt = _filtered(user, filters)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
@@ -199,18 +212,19 @@ def export_issues_xlsx(session, user: User, filters: IssueFilters) -> bytes:
     # Exports leave the system: who took which rows is kept in the audit log.
     record(session, user, "export_issues", f"{len(rows)} 条, 筛选 {filters!r}"[:500])
     by_code = {c.code: c for c in session.execute(select(Category)).scalars()}
-    today = date.today()
+    today = today_local()
     wb = Workbook()
     ws = wb.active
     ws.title = "问题清单"
-    ws.append(list(EXPORT_COLUMNS))
+    write_row(ws, list(EXPORT_COLUMNS))
     for cell in ws[1]:
         cell.font = Font(bold=True)
     red = Font(color="C00000", bold=True)
     for issue in rows:
         level1, level2 = _category_names(issue, by_code)
         overdue = issue.is_overdue(today)
-        ws.append(
+        write_row(
+            ws,
             [
                 issue.id,
                 issue.status_label,
@@ -228,12 +242,14 @@ def export_issues_xlsx(session, user: User, filters: IssueFilters) -> bytes:
                 "是" if overdue else "否",
                 issue.rework_count,
                 issue.closed_at,
+                "是" if issue.category_pending else "",
+                issue.category_text or "",
             ]
         )
         if overdue:
             ws.cell(row=ws.max_row, column=13).font = red
             ws.cell(row=ws.max_row, column=14).font = red
-    widths = (8, 10, 16, 16, 40, 28, 12, 12, 18, 18, 14, 18, 12, 8, 8, 18)
+    widths = (8, 10, 16, 16, 40, 28, 12, 12, 18, 18, 14, 18, 12, 8, 8, 18, 8, 20)
     for idx, width in enumerate(widths, start=1):
         ws.column_dimensions[get_column_letter(idx)].width = width
     for row in ws.iter_rows(min_row=2):

@@ -8,7 +8,7 @@ rejected and duplicate end it without a fix. Every change appends an IssueEvent.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from flask import current_app
@@ -16,10 +16,15 @@ from sqlalchemy import select
 
 from app.models import OPEN_STATUSES, SOURCES, Category, Issue, IssueEvent, Unit, User, now_local
 from app.services import access
-from app.services.categories import find_category
-from app.services.errors import ConflictError, ValidationError
+from app.services.categories import (
+    CategoryMatcher,
+    category_event_data,
+    pending_deadline_days,
+)
+from app.services.errors import ConflictError, ServiceError, ValidationError
 from app.services.grids import active_grid, locate_cell
-from app.services.routing_units import decide_unit
+from app.services.routing_units import choose_routing
+from app.services.text import clean_text
 from app.services.workdays import WorkCalendar, load_calendar
 from gis.crs import parse_coordinate, to_wgs84
 
@@ -48,6 +53,8 @@ ACTION_LABELS = {
     "place": "手动定位",
     "photo": "上传照片",
     "import": "导入",
+    "classify": "分类",
+    "regrid": "网格调整",
 }
 
 
@@ -61,7 +68,8 @@ class IssueInput:
     lon: object = None
     lat: object = None
     coord_system: str = "wgs84"
-    source: str = "县级督查"
+    # None: the reporter's default (access.default_source: 自查 for a unit head).
+    source: str | None = None
     found_at: datetime | None = None
     deadline: date | None = None
     unit_name: str | None = None
@@ -98,20 +106,20 @@ def _nearby(session, issue: Issue, *, radius_m: float, statuses, since: datetime
     ]
 
 
-def validate_input(session, data: IssueInput, *, where: str = "") -> dict:
+def validate_input(session, data: IssueInput, *, where: str = "",
+                   matcher: CategoryMatcher | None = None) -> dict:
     """Check one intake record; return cleaned values or raise naming the field."""
     prefix = f"{where}" if where else ""
-    description = (data.description or "").strip()
+    # Control characters pasted from chat windows would break every export later.
+    description = clean_text(data.description)
     if not description:
         msg = f"{prefix}问题描述 不能为空"
         raise ValidationError(msg)
     if len(description) > 2000:
         msg = f"{prefix}问题描述 过长 (超过 2000 字)"
         raise ValidationError(msg)
-    category = find_category(session, data.category) if data.category else None
-    if data.category and category is None:
-        msg = f"{prefix}问题类别 无法识别: {data.category!r}"
-        raise ValidationError(msg)
+    # A category that matches nothing (or none at all) is 待分类: kept, never rejected.
+    category_match = (matcher or CategoryMatcher(session)).match(data.category)
     source = (data.source or "县级督查").strip()
     if source not in SOURCES:
         aliases = {"12345": "群众投诉/12345", "群众投诉": "群众投诉/12345", "州级": "州级交叉检查",
@@ -140,8 +148,11 @@ def validate_input(session, data: IssueInput, *, where: str = "") -> dict:
     if data.unit_name:
         unit = session.execute(select(Unit).where(Unit.name == data.unit_name.strip())).scalar()
     return {
-        "description": description, "category": category, "source": source,
+        "description": description, "category": category_match.category,
+        "category_match": category_match, "source": source,
         "lon": lon, "lat": lat, "unit": unit,
+        "address": clean_text(data.address, multiline=False) or None,
+        "note": clean_text(data.extra.get("note")) or None,
     }
 
 
@@ -169,15 +180,27 @@ def check_in_county(session, lon: float, lat: float, *, field_name: str = "坐�
 def create_issue(
     session, user: User | None, data: IssueInput, *, calendar: WorkCalendar | None = None,
     geocoder=None, where: str = "", check_duplicates: bool = True,
+    matcher: CategoryMatcher | None = None, via: str = "web", trusted_import: bool = False,
 ) -> Issue:
-    """The one intake service: validate, place, route, set the deadline, log the event."""
+    """The one intake service: validate, place, route, set the deadline, log the event.
+
+    Every door files through ``access.check_filing`` here (source, found_at, own cells);
+    ``trusted_import`` is the admin spreadsheet importer's flag (an inspection list's dates).
+    """
     if user is not None:
         access.require(user, "report")
-    clean = validate_input(session, data, where=where)
+    if not (data.source or "").strip():
+        data = replace(data, source=access.default_source(user))
+    clean = validate_input(session, data, where=where, matcher=matcher)
+    # Source and date first (nothing placed or stored yet), the cells once routed below.
+    access.check_filing(user, source=clean["source"], found_at=data.found_at, cell=None,
+                        placed=False, via=via, trusted_import=trusted_import)
     issue = Issue(
         description=clean["description"],
         category=clean["category"],
-        address=(data.address or "").strip() or None,
+        category_text=clean["category_match"].text or None,
+        category_pending=clean["category_match"].pending,
+        address=clean["address"],
         source=clean["source"],
         found_at=data.found_at or now_local(),
         external_ref=data.external_ref,
@@ -202,13 +225,23 @@ def create_issue(
         issue.lon = issue.lat = None
     session.add(issue)
     route_issue(session, issue, preferred_unit=clean["unit"])
+    try:
+        access.check_filing(user, source=issue.source, found_at=data.found_at, cell=issue.cell,
+                            unit_id=issue.unit_id, placed=issue.lon is not None, via=via,
+                            trusted_import=trusted_import)
+    except ServiceError:
+        session.expunge(issue)
+        raise
     calendar = calendar or load_calendar(session)
-    days = issue.category.deadline_days if issue.category else 5
+    days = issue.category.deadline_days if issue.category else pending_deadline_days(session)
     start = issue.found_at.date()
     issue.deadline = data.deadline or calendar.add_workdays(start, days)
     session.flush()
     event_data = {"geocode": {"method": issue.geocode_method,
                               "confidence": issue.geocode_confidence}}
+    # How the category was read; "deadline_default" lets 分类 recompute a default deadline.
+    event_data["category"] = category_event_data(clean["category_match"],
+                                                 deadline_given=bool(data.deadline))
     if check_duplicates and issue.lon is not None:
         dups = _nearby(session, issue, radius_m=current_app.config["DUPLICATE_RADIUS_M"],
                        statuses=OPEN_STATUSES)
@@ -222,7 +255,7 @@ def create_issue(
             event_data["recurrence_of"] = recurrences[0].id
     if calendar.warnings:
         event_data["calendar_warnings"] = sorted(calendar.warnings)
-    add_event(session, issue, user, "report", None, "reported", note=data.extra.get("note"),
+    add_event(session, issue, user, "report", None, "reported", note=clean["note"],
               data=event_data, at=issue.found_at if data.external_ref else None)
     return issue
 
@@ -242,16 +275,65 @@ def place_by_address(session, issue: Issue, *, geocoder=None) -> None:
         issue.lon, issue.lat = float(result.lon), float(result.lat)
 
 
-def route_issue(session, issue: Issue, *, preferred_unit: Unit | None = None) -> None:
-    """Set cell and unit: category's functional unit first, else the cell's unit."""
+def route_issue(
+    session, issue: Issue, *, preferred_unit: Unit | None = None, listed: str | None = None,
+    matcher=None,
+) -> None:
+    """Set cell and unit: the list's unit when it names one, else category, else cell.
+
+    ``listed`` is the list's 责任单位 as written (default: the one stored on the issue, so
+    placing a queued problem later still follows its list); ``preferred_unit`` is a unit
+    an intake door already resolved. An admin's re-route (unit_source manual) is kept.
+    See ``app.services.routing_units`` for the rule and the conflict it records.
+    """
+    from sqlalchemy import null
+
+    from app.models import IssueUnit
+    from app.services.text import clean_text
+    from app.services.unit_names import UnitMatcher
+
     cell = locate_cell(session, issue.lon, issue.lat) if issue.lon is not None else None
     issue.cell = cell
     issue.cell_id = cell.id if cell else None
     issue.outside_grid = issue.lon is not None and cell is None
-    unit_id = decide_unit(issue, cell)
-    if unit_id is None and preferred_unit is not None:
-        unit_id = preferred_unit.id
-    issue.unit_id = unit_id
+    if issue.unit_source == "manual":
+        return
+    text = clean_text(listed if listed is not None else issue.listed_unit, max_len=200) or None
+    list_ids: list[int] = []
+    if text:
+        found = (matcher or UnitMatcher(session)).match(text)
+        list_ids = [u.id for u in found.units]
+    elif preferred_unit is not None:
+        list_ids, text = [preferred_unit.id], preferred_unit.name
+    category = issue.category
+    names: dict[int, str] = {}
+
+    def name_of(unit_id: int) -> str | None:
+        if unit_id not in names:
+            unit = session.get(Unit, unit_id)
+            names[unit_id] = unit.name if unit is not None else None
+        return names[unit_id]
+
+    routing = choose_routing(
+        list_ids=list_ids,
+        listed_text=text,
+        category_unit_id=category.functional_unit_id if category is not None else None,
+        cell_unit_id=cell.unit_id if cell is not None else None,
+        name_of=name_of,
+    )
+    issue.unit_id = routing.unit_id
+    issue.unit_source = routing.unit_source
+    if text or issue.listed_unit is not None:
+        issue.listed_unit = text
+    if routing.conflict:
+        issue.routing_conflict = routing.conflict
+    elif issue.routing_conflict is not None:
+        issue.routing_conflict = null()  # SQL NULL, not the JSON text "null"
+    wanted = [u for u in routing.co_unit_ids if u != routing.unit_id]
+    if sorted(c.unit_id for c in issue.co_units) != sorted(wanted):
+        keep = [c for c in issue.co_units if c.unit_id in wanted]
+        have = {c.unit_id for c in keep}
+        issue.co_units = keep + [IssueUnit(unit_id=u) for u in wanted if u not in have]
 
 
 def add_event(session, issue: Issue, user: User | None, action: str, from_status, to_status, *,
@@ -306,6 +388,7 @@ def reroute(session, user: User, issue_id: int, unit_id: int, *, reason: str) ->
         raise ValidationError(msg)
     old = issue.unit.name if issue.unit else None
     issue.unit_id = unit.id
+    issue.unit_source = "manual"  # nothing automatic (grid activation, placement) undoes it
     add_event(session, issue, user, "reroute", issue.status, issue.status, note=reason,
               data={"from_unit": old, "to_unit": unit.name})
     session.flush()

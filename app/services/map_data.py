@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 
-from app.models import OPEN_STATUSES, Cell, Feature, Issue, Unit, User
+from app.models import OPEN_STATUSES, Cell, Feature, Issue, Unit, User, today_local
 from app.services import access
 from app.services.grids import active_grid
 from app.services.layers import active_layer
@@ -28,7 +28,7 @@ class IssueFilters:
     extra: dict = field(default_factory=dict)
 
     def apply(self, stmt):
-        from datetime import date, datetime
+        from datetime import datetime
 
         from app.models import Category
 
@@ -47,7 +47,7 @@ class IssueFilters:
         if self.cell_code:
             stmt = stmt.where(Issue.cell_id.in_(select(Cell.id).where(Cell.code == self.cell_code)))
         if self.overdue:
-            stmt = stmt.where(Issue.status.in_(OPEN_STATUSES), Issue.deadline < date.today())
+            stmt = stmt.where(Issue.status.in_(OPEN_STATUSES), Issue.deadline < today_local())
         if self.date_from:
             stmt = stmt.where(Issue.found_at >= datetime.fromisoformat(self.date_from))
         if self.date_to:

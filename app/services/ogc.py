@@ -12,7 +12,6 @@ standard's "geometry intersects bbox" rule.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -21,7 +20,7 @@ from shapely.geometry import shape
 from sqlalchemy import Select, func, select
 
 from app.models import Category, Cell, Feature, Issue, Unit, User
-from app.services import access
+from app.services import access, params
 from app.services.errors import NotFoundError, ValidationError
 from app.services.grids import active_grid
 from app.services.layers import active_layer
@@ -131,7 +130,7 @@ class ItemQuery:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     filters: dict[str, str] = field(default_factory=dict)
-    # Closed/open interval over the problems' found_at (naive UTC, as stored).
+    # Closed/open interval over the problems' found_at (naive Beijing time, as stored).
     period: tuple[datetime | None, datetime | None] | None = None
 
 
@@ -155,59 +154,17 @@ def parse_bbox(
 ) -> tuple[float, float, float, float] | None:
     """Parse ``minx,miny,maxx,maxy`` (or the 6-number 3D form) in CRS84 longitude/latitude."""
     check_crs("bbox-crs", crs)
-    if text is None or text.strip() == "":
-        return None
-    parts = [p.strip() for p in text.split(",")]
-    if len(parts) not in (4, 6):
-        msg = f"bbox 参数无效: 需要 4 个数 minx,miny,maxx,maxy，收到 {len(parts)} 个 ({text!r})"
-        raise ValidationError(msg)
-    try:
-        numbers = [float(p) for p in parts]
-    except ValueError:
-        msg = f"bbox 参数无效: {text!r} 中含有非数字"
-        raise ValidationError(msg) from None
-    if not all(math.isfinite(n) for n in numbers):
-        msg = f"bbox 参数无效: {text!r} 中含有非有限数"
-        raise ValidationError(msg)
-    minx, miny, maxx, maxy = (
-        (numbers[0], numbers[1], numbers[3], numbers[4]) if len(numbers) == 6 else numbers
-    )
-    if not (-180 <= minx <= 180 and -180 <= maxx <= 180):
-        msg = f"bbox 参数无效: 经度 {minx}, {maxx} 超出 -180..180"
-        raise ValidationError(msg)
-    if not (-90 <= miny <= 90 and -90 <= maxy <= 90):
-        msg = f"bbox 参数无效: 纬度 {miny}, {maxy} 超出 -90..90"
-        raise ValidationError(msg)
-    if miny > maxy:
-        msg = f"bbox 参数无效: 最小纬度 {miny} 大于最大纬度 {maxy}"
-        raise ValidationError(msg)
-    if minx > maxx:
-        # The standard reads this as crossing the antimeridian; no county seat does.
-        msg = f"bbox 参数无效: 最小经度 {minx} 大于最大经度 {maxx}"
-        raise ValidationError(msg)
-    return minx, miny, maxx, maxy
-
-
-def _parse_int(name: str, text: str | None, *, default: int, minimum: int) -> int:
-    if text is None or text.strip() == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        msg = f"{name} 参数无效: {text!r} 不是整数"
-        raise ValidationError(msg) from None
-    if value < minimum:
-        msg = f"{name} 参数无效: {value} 小于 {minimum}"
-        raise ValidationError(msg)
-    return value
+    # The standard's 3D form (6 numbers) keeps only the horizontal corners.
+    return params.parse_bbox(text, name="bbox", allow_3d=True)
 
 
 def parse_item_query(collection_id: str, args, *, default_limit: int = DEFAULT_LIMIT) -> ItemQuery:
     """Read bbox, limit (clamped to MAX_LIMIT, as the standard allows), offset and filters."""
     spec = get_spec(collection_id)
     check_crs("crs", args.get("crs"))
-    limit = min(_parse_int("limit", args.get("limit"), default=default_limit, minimum=1), MAX_LIMIT)
-    offset = _parse_int("offset", args.get("offset"), default=0, minimum=0)
+    # A larger limit is clamped, as the standard allows (GDAL asks for big pages).
+    limit = params.parse_limit(args.get("limit"), default=default_limit, high=MAX_LIMIT, clamp=True)
+    offset = params.parse_offset(args.get("offset"))
     allowed = _filter_columns(spec)
     filters = {k: args.get(k) for k in allowed if args.get(k)}
     return ItemQuery(
@@ -223,17 +180,11 @@ def _parse_moment(text: str, *, end: bool) -> datetime | None:
     text = text.strip()
     if text in ("", ".."):
         return None
-    try:
-        if len(text) == 10:  # a date: the whole day
-            day = datetime.fromisoformat(text)
-            return day.replace(hour=23, minute=59, second=59, microsecond=999999) if end else day
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        msg = f"datetime 参数无效: {text!r} 不是 RFC 3339 日期或时间"
-        raise ValidationError(msg) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
+    if len(text) == 10:  # a date: the whole day
+        day = datetime.combine(params.parse_date(text, name="datetime"), datetime.min.time())
+        return day.replace(hour=23, minute=59, second=59, microsecond=999999) if end else day
+    # A zone, if given, becomes county time (how found_at is stored).
+    return params.parse_datetime(text, name="datetime")
 
 
 def parse_datetime(text: str | None) -> tuple[datetime | None, datetime | None] | None:
@@ -243,12 +194,10 @@ def parse_datetime(text: str | None) -> tuple[datetime | None, datetime | None] 
     if "/" in text:
         parts = text.split("/")
         if len(parts) != 2 or all(p.strip() in ("", "..") for p in parts):
-            msg = f"datetime 参数无效: {text!r}"
-            raise ValidationError(msg)
+            raise params.bad("datetime", text, "应为时刻或区间 start/end")
         start, end = _parse_moment(parts[0], end=False), _parse_moment(parts[1], end=True)
         if start and end and start > end:
-            msg = f"datetime 参数无效: 开始 {parts[0]} 晚于结束 {parts[1]}"
-            raise ValidationError(msg)
+            raise params.bad("datetime", text, f"开始 {parts[0]} 晚于结束 {parts[1]}")
         return start, end
     return _parse_moment(text, end=False), _parse_moment(text, end=True)
 
@@ -586,11 +535,9 @@ def query_items(session, user: User, collection_id: str, q: ItemQuery) -> ItemPa
 def get_item(session, user: User, collection_id: str, fid: str) -> dict:
     """One feature by id; ids the user may not read answer 404 like missing ones."""
     spec = get_spec(collection_id)
-    try:
-        item_id = int(fid)
-    except ValueError:
-        item_id = None
-    msg = f"集合 {collection_id} 中不存在要素 {fid}"
+    # Anything but a plain id a database can hold is simply not found (never a 500).
+    item_id = int(fid) if params.is_id(fid) else None
+    msg = f"集合 {collection_id} 中不存在要素 {params.shown(fid)}"
     missing = NotFoundError(msg)
     if item_id is None:
         raise missing

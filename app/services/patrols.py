@@ -22,8 +22,20 @@ from shapely.ops import linemerge, unary_union
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from app.models import OPEN_STATUSES, Cell, Feature, Issue, Patrol, Stop, Unit, User, now_local
+from app.models import (
+    OPEN_STATUSES,
+    Cell,
+    Feature,
+    Issue,
+    Patrol,
+    Stop,
+    Unit,
+    User,
+    now_local,
+    today_local,
+)
 from app.services import access
+from app.services import params as parsers
 from app.services.errors import ValidationError
 from app.services.grids import active_grid, locate_cell
 from app.services.layers import active_layer, layer_gdf
@@ -244,15 +256,7 @@ def stops_issues(
     session, user: User, issue_ids: Iterable[Any], *, field_name: str = "issue_ids"
 ) -> list[StopSpec]:
     """Hand-picked problems; unknown or invisible ids are 404, unplaced ones 400."""
-    ids: list[int] = []
-    for raw in issue_ids:
-        try:
-            value = int(str(raw).strip())
-        except (TypeError, ValueError):
-            msg = f"{field_name} 中的问题编号无效: {raw!r}"
-            raise ValidationError(msg) from None
-        if value not in ids:
-            ids.append(value)
+    ids = parsers.parse_id_list(list(issue_ids), name=field_name)
     if not ids:
         msg = f"{field_name} 不能为空：请至少选择一个问题"
         raise ValidationError(msg)
@@ -273,6 +277,8 @@ def parse_lonlat(value: Any, *, field_name: str) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         msg = f"{field_name} 应为 [经度, 纬度]，收到 {value!r}"
         raise ValidationError(msg)
+    # Finite, short numbers first (a 400-digit JSON integer overflows float()).
+    parsers.parse_lonlat(value[0], value[1], name=f"{field_name} 经度/{field_name} 纬度")
     try:
         lon = parse_coordinate(value[0], field=f"{field_name} 经度", low=73.0, high=136.0)
         lat = parse_coordinate(value[1], field=f"{field_name} 纬度", low=3.0, high=54.0)
@@ -481,13 +487,9 @@ def choose_stops(
 
 
 def _int(value: Any, name: str, *, default: int | None) -> int | None:
-    if value is None or str(value).strip() == "":
-        return default
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        msg = f"参数 {name} 应为整数，收到 {value!r}"
-        raise ValidationError(msg) from None
+    return parsers.parse_int(
+        value, name=name, low=-parsers.MAX_ID, high=parsers.MAX_ID, default=default
+    )
 
 
 # ---- planning ----------------------------------------------------------------------------
@@ -497,7 +499,7 @@ def _inspector(session, value: Any) -> User | None:
     if value is None or str(value).strip() == "":
         return None
     text = str(value).strip()
-    user = (session.get(User, int(text)) if text.isdigit() else None) or session.execute(
+    user = (session.get(User, int(text)) if parsers.is_id(text) else None) or session.execute(
         select(User).where(User.username == text)
     ).scalar_one_or_none()
     if user is None or user.role not in ("inspector", "admin") or not user.active:
@@ -568,7 +570,7 @@ def plan_patrols(
             ]
     except GisError as exc:
         raise ValidationError(f"无法规划路线: {exc}") from None
-    name = (name or "").strip()[:100] or f"{(planned_for or date.today()).isoformat()} 巡查"
+    name = (name or "").strip()[:100] or f"{(planned_for or today_local()).isoformat()} 巡查"
     batch = f"b{now_local():%Y%m%d%H%M%S%f}" if n_inspectors > 1 else None
     record = {**(selection or {}), "start_name": start_name}
     patrols = []
@@ -643,7 +645,7 @@ def plan_from_json(session, user: User, body: Any) -> Patrol:
         if not isinstance(ids, list) or not all(
             isinstance(i, int) and not isinstance(i, bool) for i in ids
         ):
-            raise FieldError(f"参数 issue_ids 应为整数列表，收到 {ids!r}", "issue_ids")
+            raise FieldError(f"参数 issue_ids 应为整数列表，收到 {parsers.shown(ids)}", "issue_ids")
         stops = named(stops_issues, "issue_ids", session, user, ids)
         selection = {"kind": "issues", "issue_ids": ids}
     else:
@@ -853,6 +855,7 @@ def record_results(
                         extra={"note": f"巡查「{patrol.name}」新发现"},
                     ),
                     where=f"{where}: ",
+                    via="patrol",
                 )
             except GisError as exc:
                 raise ValidationError(f"{where}: {exc}") from None

@@ -14,7 +14,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from app.models import OPEN_STATUSES, AuditLog, Category, Issue, Setting, User
+from app.models import OPEN_STATUSES, AuditLog, Category, Issue, Setting, User, today_local
 from app.services import access
 from app.services.errors import ValidationError
 
@@ -70,7 +70,7 @@ def save_calendar(session, user: User, values: dict) -> dict[str, dict]:
 
 def countdown(session, *, today: date | None = None) -> list[dict]:
     """Days left to each evaluation (negative once it has passed; None when no date)."""
-    today = today or date.today()
+    today = today or today_local()
     rows = []
     for level, value in get_calendar(session).items():
         day = date.fromisoformat(value["date"]) if value["date"] else None
@@ -89,7 +89,7 @@ def countdown(session, *, today: date | None = None) -> list[dict]:
 def readiness(session, user: User, *, today: date | None = None, top: int = 15) -> dict:
     """Countdown plus per-category figures over the problems the user may see."""
     access.require(user, "read")
-    today = today or date.today()
+    today = today or today_local()
     cats = {c.code: c for c in session.execute(select(Category)).scalars()}
     stmt = access.scope_issues(select(Issue).where(Issue.status.not_in(EXCLUDED_STATUSES)), user)
     level1: dict[str, dict] = {}

@@ -11,12 +11,12 @@ import geopandas as gpd
 from sqlalchemy import select
 
 from app.auth import hash_password
-from app.models import Issue, Setting, Unit, User
-from app.services.categories import load_categories
+from app.models import Issue, Setting, Unit, User, now_local
 from app.services.grids import activate_grid, store_grid
 from app.services.issues import IssueInput, category_by_code, create_issue, transition
 from app.services.layers import store_layer
-from app.services.workdays import load_calendar, seed_calendar
+from app.services.standard_tables import load_standard_tables
+from app.services.workdays import load_calendar
 
 SEED_KEY = "demo_seeded"
 DEMO_PASSWORD = "demo1234"
@@ -80,7 +80,9 @@ def assign_demo_cells(cells: gpd.GeoDataFrame, units: dict[str, Unit], path: Pat
 
 
 def build_demo_grid(session, demo_dir: Path, layers: dict, units: dict, county_code: str):
-    from gis.coding import code_cells
+    """Build, code and activate the demo grid; every cell answers to a unit."""
+    from app.services.grids import hold_unassigned
+    from gis.coding import code_grid
     from gis.grid import build_block_grid
 
     water = layers.get("water")
@@ -91,11 +93,13 @@ def build_demo_grid(session, demo_dir: Path, layers: dict, units: dict, county_c
         roads=layers["roads"], barriers=water, communities=layers["communities"],
         target_area_m2=10_000,
     )
-    cells = code_cells(cells, county_code=county_code, subdistricts=layers["subdistricts"],
-                       communities=layers["communities"])
+    cells, zones = code_grid(cells, county_code=county_code, subdistricts=layers["subdistricts"],
+                             communities=layers["communities"], roads=layers["roads"],
+                             water=water, rest_name="云岭镇")
     cells["unit_id"] = assign_demo_cells(cells, units, demo_dir / "units.csv")
     grid = store_grid(session, cells, name="演示县城责任网格 (街区法)", method="block",
-                      params={"target_area_m2": 10_000})
+                      params={"target_area_m2": 10_000}, zones=zones)
+    hold_unassigned(session, grid)
     activate_grid(session, grid.id)
     return grid
 
@@ -141,7 +145,7 @@ def load_history(session, path: Path) -> int:
                        address=record.get("address"), lon=record.get("lon"),
                        lat=record.get("lat"), source=record.get("source") or "县级督查",
                        found_at=found, external_ref=ref),
-            calendar=calendar,
+            calendar=calendar, trusted_import=True,  # history keeps its own dates
         )
         for event in record.get("events", []):
             action = event["action"]
@@ -164,8 +168,8 @@ def seed_demo(session, demo_dir: Path, *, county_code: str, log=print) -> dict:
     if county.exists():
         session.add(Setting(key="county", value=json.loads(county.read_text(encoding="utf-8"))))
     units = load_units(session, demo_dir / "units.csv")
-    load_categories(session, layers_dir / "categories.csv")
-    seed_calendar(session)
+    # After the units, so the categories' functional units resolve (init-db had none).
+    load_standard_tables(session, layers_dir)
     layers = {}
     for kind, filename in LAYER_FILES.items():
         path = demo_dir / filename
@@ -195,6 +199,6 @@ def seed_demo(session, demo_dir: Path, *, county_code: str, log=print) -> dict:
             "省级": {"date": "2027-04-20", "note": "省级暗访评估"},
             "国家级": {"date": None, "note": "待通知"},
         }))
-    session.add(Setting(key=SEED_KEY, value={"at": datetime.now().isoformat()}))
+    session.add(Setting(key=SEED_KEY, value={"at": now_local().isoformat()}))
     session.flush()
     return {"seeded": True, "cells": grid.cell_count, "issues": n_history, "accounts": accounts}

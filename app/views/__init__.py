@@ -5,8 +5,10 @@ from flask import Flask, url_for
 # (endpoint, label, permission) in menu order; entries whose blueprint is absent are skipped.
 NAV = [
     ("issues.list_issues", "问题清单", "read"),
+    ("batches.list_batches", "反馈批次", "read"),
     ("issues.new_issue", "上报问题", "report"),
     ("issues.placement_queue", "待定位", "place"),
+    ("classify.queue", "待分类", "import"),
     ("issue_import.import_form", "导入清单", "import"),
     ("patrols.plan", "巡查规划", "plan_patrol"),
     ("grids.list_grids", "网格管理", "manage_grid"),
@@ -14,6 +16,7 @@ NAV = [
     ("reports.monthly", "考核通报", "read"),
     ("admin.users", "账号管理", "manage_users"),
     ("tables.holidays", "基础表", "manage_users"),
+    ("setup.check", "系统初始化检查", "manage_users"),
 ]
 
 

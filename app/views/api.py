@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request, send_file, url_fo
 from app.auth import user_from_bearer
 from app.extensions import csrf, db
 from app.services import api as service
+from app.services import params
 from app.services.errors import ServiceError
 from app.services.openapi import build_openapi
 
@@ -46,15 +47,19 @@ def service_error(exc: ServiceError):
     return api_error(exc.status, str(exc), **({"field": field} if field else {}))
 
 
-def _json_body():
-    """The request's JSON body ({} when empty); a body that is not JSON is a 400."""
-    if not request.get_data().strip():
-        return {}
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        msg = "请求体不是有效的 JSON"
-        raise service.FieldError(msg)
-    return body
+def json_body():
+    """The request's JSON body ({} when empty): 415 unless declared JSON, 400 when too
+    large, nested deeper than 32 levels or not JSON (checked before it is decoded)."""
+    length = request.content_length
+    if length is not None and length > params.MAX_JSON_BYTES:
+        # Refused before the body is read at all.
+        return params.parse_json_body(b"", length=length)
+    return params.parse_json_body(
+        request.get_data(cache=True), mimetype=request.mimetype, length=length
+    )
+
+
+_json_body = json_body
 
 
 @bp.get("/openapi.json")

@@ -16,7 +16,6 @@ from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.maps import add_area, add_lines, new_map, render_parts
-from app.models import SOURCES
 from app.services import access, issue_actions, issue_queries, photos
 from app.services.errors import ServiceError
 from app.services.issues import IssueInput
@@ -133,12 +132,13 @@ def export():
     data = issue_queries.export_issues_xlsx(db.session, current_user, filters)
     db.session.commit()  # the audit row
     import io
-    from datetime import date
+
+    from app.models import today_local
 
     response = send_file(
         io.BytesIO(data),
         as_attachment=True,
-        download_name=f"问题清单-{date.today():%Y%m%d}.xlsx",
+        download_name=f"问题清单-{today_local():%Y%m%d}.xlsx",
         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
     response.headers["Cache-Control"] = "private, no-store"
@@ -160,7 +160,9 @@ def new_issue():
             lon=form.get("lon") or None,
             lat=form.get("lat") or None,
             coord_system=form.get("crs") or "wgs84",
-            source=form.get("source") or "县级督查",
+            # Blank: the reporter's default source; the access rule refuses any other
+            # source than the form offers (a unit head: 自查 only).
+            source=form.get("source") or None,
         )
         files = [f for f in request.files.getlist("photos") if f and f.filename]
         try:
@@ -176,15 +178,16 @@ def new_issue():
             if access.can_read_issue(current_user, issue):
                 flash(f"问题 #{issue.id} 已上报", "ok")
                 return redirect(url_for("issues.show", issue_id=issue.id))
-            unit = issue.unit.name if issue.unit else "待分配"
-            flash(f"问题 #{issue.id} 已上报，由「{unit}」负责处理", "ok")
+            # Never name the unit a point belongs to: the reporter may not read it.
+            flash(f"问题 #{issue.id} 已上报，等待创卫办定位和派遣", "ok")
             return redirect(url_for("issues.list_issues"))
     layers = issue_actions.picker_layers(db.session, current_user)
     return render_template(
         "issues/new.html",
         form=form,
         error=error,
-        sources=SOURCES,
+        sources=access.filing_sources(current_user),
+        default_source=access.default_source(current_user),
         groups=issue_queries.category_groups(db.session),
         coord_systems=issue_actions.COORD_SYSTEMS,
         parts=_picker_map(layers),

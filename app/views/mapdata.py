@@ -6,11 +6,26 @@ from flask import Blueprint, Response, abort, request
 from flask_login import current_user, login_required
 
 from app.extensions import db
+from app.services import params
 from app.services.grids import active_grid
+from app.services.map_data import IssueFilters
 from app.services.map_layers import Payload, cells_payload, counts_payload, issues_payload
 from app.views.main import filters_from_args
 
 bp = Blueprint("mapdata", __name__, url_prefix="/map")
+
+
+def _filters(args) -> IssueFilters:
+    """The map's filters, with ids and dates checked by the site's parameter parsers."""
+    filters = filters_from_args(args)
+    filters.unit_id = params.parse_id(args.get("unit"), name="unit")
+    day_from = params.parse_date(args.get("from"), name="from")
+    day_to = params.parse_date(args.get("to"), name="to")
+    if day_from and day_to and day_from > day_to:
+        raise params.bad("to", args.get("to"), "早于 from")
+    filters.date_from = day_from.isoformat() if day_from else None
+    filters.date_to = day_to.isoformat() if day_to else None
+    return filters
 
 
 def _send(payload: Payload, *, max_age: int) -> Response:
@@ -43,7 +58,7 @@ def counts():
     grid = active_grid(db.session)
     if grid is None:
         abort(404)
-    filters = filters_from_args(request.args)
+    filters = _filters(request.args)
     return _send(counts_payload(db.session, current_user, grid, filters), max_age=0)
 
 
@@ -51,5 +66,5 @@ def counts():
 @login_required
 def issues():
     """Return the placed problems the user may see under the map's filters."""
-    filters = filters_from_args(request.args)
+    filters = _filters(request.args)
     return _send(issues_payload(db.session, current_user, filters), max_age=0)

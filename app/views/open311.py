@@ -13,6 +13,7 @@ from app.extensions import csrf, db
 from app.services import open311 as service
 from app.services.errors import ServiceError
 from gis.errors import GisError
+from gis.xmltext import xml_text
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 # Token-authenticated (api_key or bearer), never by cookie, so CSRF does not apply.
@@ -28,24 +29,28 @@ XML_NAMES = {
 
 
 def _token_user():
-    """Resolve the caller from a bearer header, an ``api_key`` parameter or Basic auth.
+    """Resolve the caller from the Authorization header (preferred), or ``api_key``.
 
-    Open311 clients send ``api_key`` (the spec's name) on POST; many only know a base
-    URL for reads, so ``http://<token>:@host/open311/v2`` (Basic auth) works too.
+    The header comes first: a bearer token, or Basic auth for clients that only know a
+    base URL (``http://<token>:@host/open311/v2``; either half may carry the token).
+    Open311 clients send ``api_key`` (the spec's name) as a form field on POST; on GET it
+    sits in the query string, which is accepted but never logged (gunicorn.conf.py blanks
+    it in the access log) and answered with a Warning header pointing to the header.
     """
     header = request.headers.get("Authorization")
     if header and header.lower().startswith("bearer "):
         return user_from_bearer(header)
-    key = request.values.get("api_key")
-    if key:
-        return user_from_bearer(f"Bearer {key}")
     basic = request.authorization
     if basic is not None and basic.type == "basic":
-        # Either half may carry the token ("token:" or "anything:token").
         for part in (basic.username, basic.password):
             user = user_from_bearer(f"Bearer {part}") if part else None
             if user is not None:
                 return user
+        return None
+    key = request.form.get("api_key") if request.method == "POST" else None
+    key = key or request.args.get("api_key")
+    if key:
+        return user_from_bearer(f"Bearer {key}")
     return None
 
 
@@ -57,7 +62,8 @@ def _to_xml(kind: str, rows: list[dict]) -> str:
         for key, value in row.items():
             child = ET.SubElement(item, key)
             if value is not None:
-                child.text = str(value).lower() if isinstance(value, bool) else str(value)
+                # Old rows may hold control characters: XML must stay well-formed.
+                child.text = str(value).lower() if isinstance(value, bool) else xml_text(value)
     return '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(root, encoding="unicode")
 
 
@@ -95,6 +101,18 @@ def _authenticate():
         return _error(401, "缺少或无效的 api_key / API 令牌")
     g.api_user = user
     return None
+
+
+@bp.after_request
+def _warn_key_in_url(response):
+    """Tell a client that sent its token in the URL to use the Authorization header."""
+    if request.args.get("api_key") and not request.headers.get("Authorization"):
+        response.headers["Warning"] = (
+            '299 sanigrid "api_key in the URL is accepted but deprecated: '
+            'send Authorization: Bearer <token>"'
+        )
+    response.headers.setdefault("Cache-Control", "private, no-store")
+    return response
 
 
 @bp.errorhandler(ServiceError)

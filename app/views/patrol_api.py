@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request, url_for
+from flask import Blueprint, g, jsonify, url_for
 
 from app.extensions import csrf, db
 from app.services import patrols as service
 from app.services.errors import ServiceError
-from app.views.api import api_error, authenticate, service_error
+from app.views.api import authenticate, json_body, service_error
 
 bp = Blueprint("patrol_api", __name__, url_prefix="/api/v1")
 # Bearer tokens only, never cookies: a cross-site form cannot carry the token, so no CSRF.
@@ -22,13 +22,7 @@ bp.register_error_handler(ServiceError, service_error)
 @bp.post("/patrols")
 def create_patrol():
     """Plan a patrol through issues or points along the roads."""
-    if not request.get_data().strip():
-        body = {}
-    else:
-        body = request.get_json(force=True, silent=True)
-        if body is None:
-            return api_error(400, "请求体不是有效的 JSON")
-    patrol = service.plan_from_json(db.session, g.api_user, body)
+    patrol = service.plan_from_json(db.session, g.api_user, json_body())
     db.session.commit()
     data = service.patrol_summary(patrol)
     data["pdf_url"] = url_for("patrols.pdf", patrol_id=patrol.id, _external=True)

@@ -19,6 +19,7 @@ from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.maps import add_area, add_lines, new_map, render_parts
+from app.models import today_local
 from app.services import access
 from app.services import patrol_pdf as pdf_service
 from app.services import patrols as service
@@ -67,7 +68,7 @@ def _plan_context(form=None):
         "office": office,
         "patrols": service.list_patrols(db.session, current_user),
         "parts": _plan_map(bounds),
-        "today": date.today().isoformat(),
+        "today": today_local().isoformat(),
     }
 
 
@@ -218,7 +219,7 @@ def print_sheet(patrol_id: int):
         rows=rows,
         sketch=sketch,
         modes=service.MODES,
-        today=date.today().isoformat(),
+        today=today_local().isoformat(),
     )
 
 

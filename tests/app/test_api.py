@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.models import ApiToken, Assessment, Issue, IssueEvent, Patrol, Stop, now_local
 from tests.conftest import BASE_LAT, BASE_LON, STEP, east_point, west_point
@@ -306,6 +307,8 @@ def test_pagination(client, town):
 
 def test_create_issue_with_coordinates(client, town, session):
     lon, lat = west_point(3)
+    # Found an hour ago (within the tolerance for filling the report in after the walk).
+    found = (now_local() - timedelta(hours=1)).replace(microsecond=0).isoformat()
     response = post(
         client,
         town,
@@ -317,13 +320,13 @@ def test_create_issue_with_coordinates(client, town, session):
             "lon": lon,
             "lat": lat,
             "source": "县级督查",
-            "found_at": "2026-03-02T09:30:00",
+            "found_at": found,
         },
     )
     assert response.status_code == 201
     body = response.get_json()
     assert body["status"] == "reported" and body["unit"] == "西区单位"
-    assert body["found_at"] == "2026-03-02T09:30:00" and body["cell_code"]
+    assert body["found_at"] == found and body["cell_code"]
     assert body["events"][0]["action"] == "report"
     assert session.get(Issue, body["id"]).created_by_id == town["users"]["inspector"].id
 
@@ -418,7 +421,8 @@ def test_leader_is_read_only(client, town):
     )
 
 
-def test_unit_head_report_landing_elsewhere_gets_a_receipt(client, town, session):
+def test_unit_head_report_in_another_units_cell_is_refused(client, town, session):
+    before = session.execute(select(func.count(Issue.id))).scalar_one()
     lon, lat = east_point(2)
     response = post(
         client,
@@ -427,11 +431,10 @@ def test_unit_head_report_landing_elsewhere_gets_a_receipt(client, town, session
         "/api/v1/issues",
         {"description": "东区路口积水", "category": "0302", "lon": lon, "lat": lat},
     )
-    assert response.status_code == 202
-    body = response.get_json()
-    assert set(body) == {"id", "status", "message"} and body["status"] == "reported"
-    assert session.get(Issue, body["id"]).unit_id == town["east"].id
-    assert get(client, town, "west", f"/api/v1/issues/{body['id']}").status_code == 404
+    assert response.status_code == 403
+    # The refusal does not tell the reporter whose cell the point is in.
+    assert "东区" not in response.get_json()["error"] and "网格" in response.get_json()["error"]
+    assert session.execute(select(func.count(Issue.id))).scalar_one() == before
     own = post(
         client,
         town,
@@ -440,6 +443,7 @@ def test_unit_head_report_landing_elsewhere_gets_a_receipt(client, town, session
         {"description": "西区路口积水", "lon": west_point(2)[0], "lat": west_point(2)[1]},
     )
     assert own.status_code == 201 and own.get_json()["unit"] == "西区单位"
+    assert own.get_json()["source"] == "自查"  # a unit head's report is its own finding
 
 
 def test_workflow_and_optimistic_locking(client, town, session):

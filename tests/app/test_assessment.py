@@ -388,3 +388,88 @@ def test_readiness_calendar_validation(world, session):
         readiness.save_calendar(session, users["admin"], {"州级": "2026-13-40"})
     with pytest.raises(ForbiddenError):
         readiness.save_calendar(session, users["leader"], {"州级": "2026-12-01"})
+
+
+# ---- no phantom units (属地兜底, no 000) -----------------------------------------------------
+
+
+def _store_coded_grid(session, cells, zones=None):
+    from app.services.grids import activate_grid, hold_unassigned, store_grid
+
+    grid = store_grid(session, cells, name="片区网格", method="square", zones=zones)
+    hold_unassigned(session, grid)
+    activate_grid(session, grid.id)
+    session.commit()
+    return grid
+
+
+def _town_cells(n: int = 4):
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from tests.conftest import BASE_LAT, BASE_LON, STEP
+
+    return gpd.GeoDataFrame(
+        geometry=[
+            box(BASE_LON + c * STEP, BASE_LAT - (r + 1) * STEP,
+                BASE_LON + (c + 1) * STEP, BASE_LAT - r * STEP)
+            for r in range(n) for c in range(n)
+        ],
+        crs=4326,
+    )
+
+
+def test_provisional_zones_are_not_ranked_and_their_office_answers(session, factory):
+    from gis.coding import code_grid
+    from tests.conftest import west_point
+
+    cells, zones = code_grid(_town_cells(), county_code="532599", subdistricts=None,
+                             communities=None, rest_name="云岭镇")
+    assert zones["provisional"].all()
+    _store_coded_grid(session, cells, zones)
+    inspector = factory.user("inspector", "inspector")
+    factory.category()
+    issue = factory.issue(inspector, lon=west_point(0)[0], lat=west_point(0)[1],
+                          found_at=datetime(2026, 9, 3, 10, 0))
+    assert issue.unit.name == "云岭镇人民政府" and issue.unit.kind == "subdistrict"
+    sub = assessment.compute_month(session, MONTH, "subdistrict")
+    assert [(r["unit"], r["received"]) for r in sub["ranking"]] == [("云岭镇", 1)]
+    # A 片区 has no 居委会 to hold to account: it is not ranked as a community.
+    assert assessment.compute_month(session, MONTH, "community")["ranking"] == []
+    units = assessment.compute_month(session, MONTH, "unit")
+    assert [(r["unit"], r["received"]) for r in units["ranking"]] == [("云岭镇人民政府", 1)]
+
+
+def test_an_old_grid_with_000_codes_ranks_no_phantom(session, factory):
+    """A grid stored before zones existed, coded 000 where no layer covered it."""
+    cells = _town_cells(2)
+    cells["subdistrict_code"] = "000"
+    cells["community_code"] = "000"
+    cells["code"] = [f"532599000000{k:03d}" for k in range(1, 5)]
+    cells["area_m2"] = 10_000.0
+    unit = factory.unit("西区单位")
+    cells["unit_id"] = unit.id
+    grid = _store_coded_grid(session, cells)
+    from app.models import Zone
+
+    session.query(Zone).filter(Zone.grid_id == grid.id).delete()  # as before zones existed
+    session.commit()
+    for scope in ("subdistrict", "community"):
+        names = [r["unit"] for r in assessment.compute_month(session, MONTH, scope)["ranking"]]
+        assert names == [], (scope, names)
+
+
+@pytest.mark.slow
+def test_demo_rankings_name_only_real_units(demo_app):
+    from app.extensions import db
+
+    with demo_app.app_context():
+        for scope in ("subdistrict", "community"):
+            rows = assessment.compute_month(db.session, "2026-11", scope)["ranking"]
+            names = [r["unit"] for r in rows]
+            assert names and not any("000" in n for n in names), names
+        subs = [r["unit"] for r in assessment.compute_month(db.session, "2026-11",
+                                                            "subdistrict")["ranking"]]
+        assert set(subs) == {"南溪街道", "云岭镇"}
+        comms = assessment.compute_month(db.session, "2026-11", "community")["ranking"]
+        assert len(comms) == 10 and all(n["unit"].endswith("社区") for n in comms)

@@ -238,7 +238,8 @@ def test_limit_is_clamped_to_maximum(client, town):
 def test_bad_paging_is_400(client, town, query):
     response = get(client, f"/ogc/collections/cells/items?{query}", town["tokens"]["admin"])
     assert response.status_code == 400
-    assert "参数无效" in response.json["description"]
+    name = query.split("=")[0]
+    assert f"参数 {name} 的值无效" in response.json["description"]
 
 
 def test_bbox_selects_intersecting_cells(client, town):
@@ -289,7 +290,7 @@ def test_bad_bbox_is_400(client, town, bbox):
         assert response.status_code == 200
         return
     assert response.status_code == 400
-    assert response.json["description"].startswith("bbox 参数无效: ")
+    assert response.json["description"].startswith("参数 bbox 的值无效: ")
     assert response.json["code"] == "InvalidParameterValue"
 
 
@@ -365,7 +366,7 @@ def test_property_filters(client, town):
 
 
 def test_datetime_filters_problems_by_found_at(client, town):
-    from datetime import UTC, datetime
+    from app.models import today_local
 
     token = town["tokens"]["admin"]
     url = "/ogc/collections/issues/items?datetime="
@@ -374,12 +375,12 @@ def test_datetime_filters_problems_by_found_at(client, town):
     body = get(client, url + "2000-01-01/..&limit=1", token).json
     assert body["numberMatched"] == 4
     assert "datetime=2000-01-01" in link(body, "next")["href"]
-    today = datetime.now(UTC).date().isoformat()  # found_at is stored in UTC
+    today = today_local().isoformat()  # found_at is stored in county (Beijing) time
     assert get(client, url + today, token).json["numberMatched"] == 4
     for bad in ("yesterday", "../..", "2024-05-01/2024-04-01", "2024-13-01"):
         response = get(client, url + bad, token)
         assert response.status_code == 400, bad
-        assert response.json["description"].startswith("datetime 参数无效")
+        assert response.json["description"].startswith("参数 datetime 的值无效")
 
 
 # ---- unit heads see only their own -----------------------------------------------------

@@ -7,7 +7,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from app.models import Issue
@@ -261,19 +261,29 @@ def test_post_permissions(client, town, session):
     )
     assert leader.status_code == 403 and leader.get_json()[0]["code"] == 403
     assert client.post("/open311/v2/requests.json", data=form).status_code == 401
-    # A unit head may report; the request lands with the cell's unit and only its id returns.
+    # A unit head reports only inside its own cells, as 自查: the east cell is refused
+    # without naming its unit, and nothing is stored.
+    before = session.execute(select(func.count(Issue.id))).scalar_one()
     west = client.post(
         "/open311/v2/requests.json", data={"api_key": town["tokens"]["west"], **form}
     )
-    assert west.status_code == 201
-    new_id = west.get_json()[0]["service_request_id"]
-    assert session.get(Issue, new_id).unit.name == "东区单位"
-    assert (
-        client.get(
-            f"/open311/v2/requests/{new_id}.json?api_key={town['tokens']['west']}"
-        ).status_code
-        == 404
+    assert west.status_code == 403 and "东区" not in west.get_json()[0]["description"]
+    assert session.execute(select(func.count(Issue.id))).scalar_one() == before
+    wlon, wlat = west_point(4)
+    own = client.post(
+        "/open311/v2/requests.json",
+        data={"api_key": town["tokens"]["west"], **form, "lat": str(wlat), "long": str(wlon)},
     )
+    assert own.status_code == 201
+    new_id = own.get_json()[0]["service_request_id"]
+    issue = session.get(Issue, new_id)
+    assert issue.unit.name == "西区单位" and issue.source == "自查"
+    # The office's token files the public line's source.
+    admin = client.post(
+        "/open311/v2/requests.json", data={"api_key": town["tokens"]["admin"], **form}
+    )
+    assert admin.status_code == 201
+    assert session.get(Issue, admin.get_json()[0]["service_request_id"]).source == "群众投诉/12345"
 
 
 def test_closed_status_and_xml(client, town, session):

@@ -660,8 +660,15 @@ def test_pdf_sheet_embeds_a_cjk_font_and_names_every_stop(town, factory, client,
     fonts = subprocess.run(
         ["pdffonts", str(path)], capture_output=True, text=True, check=True
     ).stdout
-    cjk = [line for line in fonts.splitlines() if "TrueType" in line]
-    assert cjk and all(" yes " in line for line in cjk)  # embedded
+    from app.services import patrol_pdf
+
+    try:
+        patrol_pdf.find_cjk_font()
+    except patrol_pdf.FontNotFoundError:
+        assert patrol_pdf.CID_FONT_NAME in fonts  # no TrueType CJK font here: the CID one
+    else:
+        cjk = [line for line in fonts.splitlines() if "TrueType" in line]
+        assert cjk and all(" yes " in line for line in cjk)  # embedded
     images = subprocess.run(
         ["pdfimages", "-list", str(path)], capture_output=True, text=True, check=True
     ).stdout
@@ -678,16 +685,35 @@ def test_font_discovery_names_the_package_when_no_cjk_font_exists(monkeypatch):
     from app.services import patrol_pdf
 
     monkeypatch.delenv("SANIGRID_CJK_FONT", raising=False)
-    monkeypatch.setattr(patrol_pdf, "_fontconfig_files", lambda: [])
     with pytest.raises(patrol_pdf.FontNotFoundError, match="fonts-wqy-zenhei"):
-        patrol_pdf.find_cjk_font(candidates=(("/nonexistent/font.ttc", 0),))
+        patrol_pdf.find_cjk_font(candidates=(("/nonexistent/font.ttc", 0),), fontconfig=False)
     # A CFF-outlined font (Noto CJK) is skipped, not half-used.
     noto = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
-    monkeypatch.setattr(patrol_pdf, "_fontconfig_files", lambda: [noto])
     with pytest.raises(patrol_pdf.FontNotFoundError):
-        patrol_pdf.find_cjk_font(candidates=())
-    path, index = patrol_pdf.find_cjk_font()
-    assert path and index >= 0
+        patrol_pdf.find_cjk_font(candidates=((noto, 0),), fontconfig=False)
+
+
+def test_pdf_prints_the_chinese_with_no_system_font_at_all(
+    town, factory, session, monkeypatch, tmp_path
+):
+    from app.services import patrol_pdf
+
+    monkeypatch.delenv("SANIGRID_CJK_FONT", raising=False)
+    patrol, issues = _planned(town, factory, session)
+    # The font finder sees no file and no fontconfig: the built-in CID font carries the sheet.
+    data = patrol_pdf.patrol_pdf(
+        session, town["users"]["inspector"], patrol.id, font_candidates=(), fontconfig=False
+    )
+    assert data.startswith(b"%PDF") and patrol_pdf.CID_FONT_NAME.encode() in data
+    if not shutil.which("pdftotext"):
+        pytest.skip("poppler-utils not installed: cannot read the text back")
+    path = tmp_path / "sheet.pdf"
+    path.write_bytes(data)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for word in ("巡查路线单", "城西复查", "网格编码", "责任单位", "签字", *[i.address for i in issues]):
+        assert word in text, word
 
 
 def test_gpx_and_kml_have_one_waypoint_per_stop(town, factory, client, session):
