@@ -24,12 +24,13 @@ from app.models import (
     Cell,
     Issue,
     IssueEvent,
+    IssueUnit,
     Patrol,
     Unit,
     User,
     today_local,
 )
-from app.services import access, params, serializers
+from app.services import access, issue_actions, params, serializers
 from app.services.categories import find_category
 from app.services.errors import ForbiddenError, ValidationError
 from app.services.grids import active_grid
@@ -153,6 +154,7 @@ def issue_query(session, user: User, args: Mapping) -> Select:
 
 def _with_issue_relations(stmt: Select) -> Select:
     return stmt.options(
+        selectinload(Issue.co_units).selectinload(IssueUnit.unit),
         selectinload(Issue.category),
         selectinload(Issue.cell),
         selectinload(Issue.unit),
@@ -310,6 +312,16 @@ def act_on_issue(session, user: User, issue_id: int, body: Any) -> dict:
         msg = f"字段 version 应为整数: {version!r}"
         raise FieldError(msg, "version")
     note = _text(body, "note")
+    if action == "submit":
+        # The same rule as the web form: 整改措施 and an after photo (POST .../photos first).
+        try:
+            issue = issue_actions.submit_issue(
+                session, user, issue_id, measures=_text(body, "measures"), note=note,
+                expected_version=version)
+        except ValidationError as exc:
+            raise FieldError(str(exc), "measures") from None
+        session.flush()
+        return _issue_dict(session, user, issue)
     try:
         issue = transition(session, user, issue_id, action, note=note, expected_version=version)
     except ValidationError as exc:
@@ -317,6 +329,19 @@ def act_on_issue(session, user: User, issue_id: int, body: Any) -> dict:
         raise FieldError(str(exc), "note") from None
     session.flush()
     return _issue_dict(session, user, issue)
+
+
+def add_issue_photos(session, user: User, issue_id: int, form: Mapping, files) -> tuple[dict, list]:
+    """Add 整改前 (``kind=before``) or 整改后 (``after``) photos from a multipart upload;
+    return the issue's JSON and the new photo rows (whose files the caller removes if its
+    commit fails)."""
+    kind = (form.get("kind") or "").strip()
+    # The access check comes first inside add_photos; the version is checked after it.
+    issue, rows = issue_actions.add_photos(
+        session, user, issue_id, kind, files, expected_version=form.get("version"),
+        note=_text(form, "note"))
+    session.flush()
+    return _issue_dict(session, user, issue), rows
 
 
 def place_issue(session, user: User, issue_id: int, body: Any) -> dict:

@@ -50,6 +50,7 @@ from app.services.importer import (
     _text,
     batch_seq_of,
     coord_system_of,
+    describe_row,
     parse_date,
     parse_deadline,
     row_ref,
@@ -468,7 +469,11 @@ def import_records_bulk(
         given_deadline[i] = value
 
     # 3. 问题描述, cleaned of control and invisible characters as every door does.
-    description = [clean_text(v) for v in col["description"]]
+    description = [
+        describe_row(clean_text(v), category=col["category"][i], address=col["address"][i],
+                     has_point=col["lon"][i] not in (None, "") and col["lat"][i] not in (None, ""))
+        for i, v in enumerate(col["description"])
+    ]
     for i, text in enumerate(description):
         if not text:
             errors[2][i] = f"第{rows[i]}行: 问题描述 不能为空"

@@ -670,6 +670,25 @@ class _Prepared:
     listed: str | None = None
 
 
+MISSING_DESCRIPTION = "（清单未填写问题描述）"
+
+
+def describe_row(description: str, *, category: object, address: object, has_point: bool) -> str:
+    """The row's 问题描述; a row with a place but no words keeps the category and place.
+
+    Lists sometimes leave 问题描述 empty and put everything in 问题类别 and 地点: such a row
+    is still a problem at a place, so it is kept under a visible marker; only a row with
+    neither words nor place is unusable (and rejected by the intake's check).
+    """
+    if description:
+        return description
+    address_text = clean_text(address, multiline=False)
+    if not (address_text or has_point):
+        return ""
+    parts = [t for t in (clean_text(category, multiline=False), address_text) if t]
+    return MISSING_DESCRIPTION + (" " + " ".join(parts) if parts else "")
+
+
 def _prepare(
     session, record: dict, *, source: str, calendar: WorkCalendar, filename: str, matcher=None
 ) -> _Prepared:
@@ -683,7 +702,10 @@ def _prepare(
     lon, lat = record.get("lon"), record.get("lat")
     remark = _text(record.get("remark"))
     data = IssueInput(
-        description=clean_text(record.get("description")),
+        description=describe_row(
+            clean_text(record.get("description")), category=record.get("category"),
+            address=record.get("address"),
+            has_point=_text(lon) != "" and _text(lat) != ""),
         category=_text(record.get("category")) or None,
         address=clean_text(record.get("address"), multiline=False) or None,
         lon=_text(lon) if isinstance(lon, str) else lon,

@@ -25,7 +25,7 @@ from app.models import (
     User,
     today_local,
 )
-from app.services import access
+from app.services import access, params
 from app.services.errors import ValidationError
 from app.services.map_data import IssueFilters
 
@@ -75,10 +75,7 @@ def parse_filters(args: Mapping) -> IssueFilters:
     if source and source not in SOURCES:
         msg = f"来源 {source!r} 无效"
         raise ValidationError(msg)
-    unit_text = (args.get("unit") or "").strip()
-    if unit_text and not unit_text.isdigit():
-        msg = f"责任单位 {unit_text!r} 无效"
-        raise ValidationError(msg)
+    unit_id = params.parse_id(args.get("unit"), name="责任单位")
     date_from = _parse_day(args.get("from"), "开始日期")
     date_to = _parse_day(args.get("to"), "结束日期")
     if date_from and date_to and date_from > date_to:
@@ -88,7 +85,7 @@ def parse_filters(args: Mapping) -> IssueFilters:
         status=status,
         category=(args.get("category") or "").strip() or None,
         source=source,
-        unit_id=int(unit_text) if unit_text else None,
+        unit_id=unit_id,
         cell_code=(args.get("cell") or "").strip() or None,
         overdue=args.get("overdue") in ("1", "on", "true"),
         date_from=date_from,

@@ -558,6 +558,38 @@ def _paths() -> dict:
                 },
             }
         },
+        "/api/v1/issues/{issue_id}/photos": {
+            "post": {
+                "tags": ["issues"],
+                "summary": "上传整改前/整改后照片 (提交核查前须有整改后照片)",
+                "operationId": "addIssuePhotos",
+                "parameters": [issue_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["kind", "version", "photo"],
+                                "properties": {
+                                    "kind": {"type": "string", "enum": ["before", "after"],
+                                             "description": "before 整改前, after 整改后"},
+                                    "version": {"type": "integer",
+                                                "description": "问题当前的 version"},
+                                    "note": {"type": "string"},
+                                    "photo": {"type": "array",
+                                              "items": {"type": "string", "format": "binary"}},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("IssueDetail", "上传后的问题"),
+                    **_errors(400, 401, 403, 404, 409),
+                },
+            }
+        },
         "/api/v1/issues/{issue_id}/photos/{photo_id}": {
             "get": {
                 "tags": ["issues"],

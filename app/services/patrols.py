@@ -278,7 +278,11 @@ def parse_lonlat(value: Any, *, field_name: str) -> tuple[float, float]:
         msg = f"{field_name} 应为 [经度, 纬度]，收到 {value!r}"
         raise ValidationError(msg)
     # Finite, short numbers first (a 400-digit JSON integer overflows float()).
-    parsers.parse_lonlat(value[0], value[1], name=f"{field_name} 经度/{field_name} 纬度")
+    try:
+        parsers.parse_lonlat(value[0], value[1], name=f"{field_name} 经度/{field_name} 纬度")
+    except ValidationError as exc:
+        # The client's field is the pair (start, points[2]), the message names which half.
+        raise parsers.ParamError(str(exc), field_name) from None
     try:
         lon = parse_coordinate(value[0], field=f"{field_name} 经度", low=73.0, high=136.0)
         lat = parse_coordinate(value[1], field=f"{field_name} 纬度", low=3.0, high=54.0)

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g, jsonify, request, send_file, url_fo
 from app.auth import user_from_bearer
 from app.extensions import csrf, db
 from app.services import api as service
-from app.services import params
+from app.services import params, photos
 from app.services.errors import ServiceError
 from app.services.openapi import build_openapi
 
@@ -94,6 +94,20 @@ def act_on_issue(issue_id: int):
     data = service.act_on_issue(db.session, g.api_user, issue_id, _json_body())
     db.session.commit()
     return jsonify(data)
+
+
+@bp.post("/issues/<int:issue_id>/photos")
+def add_issue_photos(issue_id: int):
+    """Add before/after photos to an issue (multipart: kind, version, photo files)."""
+    files = request.files.getlist("photo") or request.files.getlist("photos")
+    data, rows = service.add_issue_photos(db.session, g.api_user, issue_id, request.form, files)
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        photos.remove_files(rows)
+        raise
+    return jsonify(data), 201
 
 
 @bp.post("/issues/<int:issue_id>/place")

@@ -51,6 +51,21 @@ def post(client, town, who: str, url: str, body=None, **kw):
     return client.post(url, json=body, headers=auth(town["tokens"][who]), **kw)
 
 
+def upload_after_photo(client, town, who: str, issue_id: int, version: int):
+    """POST an 整改后 photo through the API; return the response."""
+    import io
+
+    from tests.app._issue_helpers import png_bytes
+
+    return client.post(
+        f"/api/v1/issues/{issue_id}/photos",
+        data={"kind": "after", "version": str(version),
+              "photo": (io.BytesIO(png_bytes()), "after.png")},
+        content_type="multipart/form-data",
+        headers=auth(town["tokens"][who]),
+    )
+
+
 # ---- authentication -------------------------------------------------------------------
 
 
@@ -202,8 +217,11 @@ def test_unit_head_cannot_act_on_or_verify(client, town):
     url = f"/api/v1/issues/{own.id}/actions"
     step = post(client, town, "admin", url, {"action": "dispatch", "version": own.version})
     assert step.status_code == 200
+    photo = upload_after_photo(client, town, "west", own.id, step.get_json()["version"])
+    assert photo.status_code == 201, photo.get_json()
     step = post(
-        client, town, "west", url, {"action": "submit", "version": step.get_json()["version"]}
+        client, town, "west", url,
+        {"action": "submit", "measures": "已清运", "version": photo.get_json()["version"]},
     )
     assert step.status_code == 200
     response = post(
@@ -454,21 +472,31 @@ def test_workflow_and_optimistic_locking(client, town, session):
     assert first.status_code == 200
     v = first.get_json()["version"]
     assert first.get_json()["status"] == "dispatched" and v > read["version"]
+    # Submitting needs the measures and an after photo, through the API as on the web.
+    bare = post(client, town, "west", url, {"action": "submit", "note": "已清理", "version": v})
+    assert bare.status_code == 400 and bare.get_json()["field"] == "measures"
+    assert "整改措施" in bare.get_json()["error"] and "照片" in bare.get_json()["error"]
+    photo = upload_after_photo(client, town, "west", issue.id, v)
+    assert photo.status_code == 201 and photo.get_json()["status"] == "dispatched"
+    v = photo.get_json()["version"]
     # Two clients both read version v; the second writer loses and changes nothing.
-    a = post(client, town, "west", url, {"action": "submit", "note": "已清理", "version": v})
+    a = post(client, town, "west", url,
+             {"action": "submit", "note": "已清理", "measures": "已清理路面", "version": v})
     assert a.status_code == 200 and a.get_json()["status"] == "submitted"
     b = post(client, town, "admin", url, {"action": "reject", "note": "不立案", "version": v})
     assert b.status_code == 409 and b.get_json()["error"]
     session.expire_all()
     row = session.get(Issue, issue.id)
     assert row.status == "submitted" and row.version == a.get_json()["version"]
+    assert [p.kind for p in row.photos] == ["after"]
     actions = [
         e.action
         for e in session.execute(
             select(IssueEvent).where(IssueEvent.issue_id == issue.id)
         ).scalars()
     ]
-    assert actions == ["report", "dispatch", "submit"]
+    assert actions == ["report", "dispatch", "photo", "submit"]
+    assert row.measures == "已清理路面"
     # Send back without a reason → 400 naming note; with one → rework counted.
     v = row.version
     bad = post(client, town, "inspector", url, {"action": "verify_fail", "version": v})

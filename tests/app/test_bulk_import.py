@@ -181,7 +181,7 @@ def bad_rows() -> list[list]:
         row(5, "外省的点", lon=116.4, lat=39.9),
         row(6, "日期写错", found="2026-13-45", lon=w[0], lat=w[1]),
         row(7, "类别写错 (待分类，不拒绝)", category="不存在的类别", lon=w[0], lat=w[1]),
-        row(8, "", lon=w[0], lat=w[1]),
+        row(8, ""),  # no words and no place: the one truly unusable row
         row(9, "时限写错", deadline="尽快", lon=w[0], lat=w[1]),
         row(10, "纬度超出范围", lon=w[0], lat="-91"),
         row(11, "好的另一行", lon=w[0], lat=w[1] - 0.001),
@@ -204,7 +204,7 @@ def test_bad_rows_are_named_like_the_per_row_path_and_nothing_is_stored(session,
     assert reasons[5] == "第5行: 经度和纬度 必须同时填写"
     assert reasons[6].startswith("第6行: 经纬度 (116.4") and "不在本县城范围内" in reasons[6]
     assert reasons[7].startswith("第7行: 发现时间")
-    assert reasons[9] == "第9行: 问题描述 不能为空"
+    assert reasons[9] == "第9行: 问题描述 不能为空"  # neither words nor a place
     assert reasons[10].startswith("第10行: 整改时限")
     assert reasons[11].startswith("第11行: 纬度 超出范围")
     assert session.execute(select(func.count(Issue.id))).scalar() == before
@@ -299,3 +299,17 @@ def test_cli_dry_run_on_the_bulk_path_writes_nothing(session, world, runner, tmp
     assert "imported=13 placed=12 queued=1 rejected=0 skipped=1" in out.output
     session.expire_all()
     assert session.execute(select(func.count(Issue.id))).scalar() == 2
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["per-row", "bulk"])
+def test_a_row_with_a_place_but_no_description_is_kept(session, world, bulk):
+    """Lists leave 问题描述 empty and write the problem into 类别 and 地点: still a problem."""
+    admin = world["users"]["admin"]
+    w = west_point(1)
+    data = csv_bytes([row(1, "", category="背街小巷", lon=w[0], lat=w[1]),
+                      row(2, "", address="某某路", category="")])
+    result = run(session, admin, data, "清单.csv", bulk=bulk)
+    assert result.rejected == [] and result.imported == 2
+    texts = sorted(session.execute(
+        select(Issue.description).where(Issue.id.in_(result.issue_ids))).scalars())
+    assert texts == ["（清单未填写问题描述） 某某路", "（清单未填写问题描述） 背街小巷"]

@@ -268,6 +268,7 @@ RULES: dict[tuple[str, str], Expect] = {
         401, 200, 403, 403, 200, 404, data={"action": "start", "version": "@version"}
     ),
     ("POST", "/api/v1/issues/<int:issue_id>/place"): api(401, 400, 400, 403, 403, 404),
+    ("POST", "/api/v1/issues/<int:issue_id>/photos"): api(401, 400, 400, 403, 400, 404),
     ("GET", "/api/v1/cells"): api(),
     ("GET", "/api/v1/cells/<int:cell_id>"): api(foreign=404),
     ("GET", "/api/v1/units"): api(),

@@ -323,7 +323,7 @@ def test_bad_rows_are_named_with_their_spreadsheet_row(session, town, tmp_path, 
     lon, lat = west_point(0)
     rows = [
         row(1, lon=lon, lat=lat),
-        row(2, "", lon=lon, lat=lat),  # row 4
+        row(2, "", category=""),  # row 4: no words and no place
         row(3, category="不存在的类别", lon=lon, lat=lat),  # row 5: kept as 待分类
         row(4, lon="东经103度", lat=lat),  # row 6
         row(5, lon=116.397428, lat=39.90923),  # row 7: Beijing

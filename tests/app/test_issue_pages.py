@@ -376,7 +376,9 @@ def test_report_missing_description_is_named(client, town, session):
     assert response.status_code == 400 and "坐标系" in response.get_data(as_text=True)
 
 
-def test_unit_head_report_routed_elsewhere_goes_to_list(client, town, session):
+def test_unit_head_cannot_file_against_another_units_cell(client, town, session):
+    """A unit head reports only as 自查 inside their own cells (the ranking is at stake);
+    the refusal does not name the cell's owner."""
     login(client, "west")
     lon, lat = east_point(2)
     response = client.post(
@@ -388,11 +390,11 @@ def test_unit_head_report_routed_elsewhere_goes_to_list(client, town, session):
             "lat": f"{lat}",
         },
     )
-    assert response.status_code == 302 and response.headers["Location"].endswith("/issues/")
-    issue = session.execute(
+    assert response.status_code == 403
+    assert "东区单位" not in response.get_data(as_text=True)
+    assert session.execute(
         select(Issue).where(Issue.description == "西区人员发现东区问题")
-    ).scalar_one()
-    assert issue.unit.name == "东区单位"
+    ).scalar_one_or_none() is None
 
 
 def test_report_without_place_is_queued_not_dropped(client, town, session):
