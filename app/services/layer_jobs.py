@@ -87,6 +87,28 @@ def read_job(directory: str | Path, token: str, user: User | None = None) -> dic
     return record
 
 
+JOB_KEEP_S = 7 * 24 * 3600
+
+
+def purge_jobs(directory: str | Path, *, older_than_s: float = JOB_KEEP_S) -> int:
+    """Remove progress records and leftover uploads older than a week; return how many."""
+    import time
+
+    folder = Path(directory)
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in folder.iterdir():
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:  # another worker removed it first
+            continue
+    return removed
+
+
 def start_layer_job(
     directory: str | Path,
     user: User,
@@ -123,6 +145,7 @@ def start_layer_job(
         For a missing or unsupported file or kind (nothing is saved).
     """
     access.require(user, "manage_grid")
+    purge_jobs(directory)
     name = Path((filename or "").replace("\\", "/")).name
     if not name or not name.lower().endswith(UPLOAD_SUFFIXES):
         msg = (

@@ -116,6 +116,18 @@ class DatabaseStore:
             if new.failures <= 0:
                 self.session.execute(delete(table).where(table.c.key == key))
             else:
+                if not row.failures and new.last_failure_at is not None:
+                    # A key's first failure: forget keys nobody has tried for longer than
+                    # they are remembered, so guessed names do not pile up for ever.
+                    stale = new.last_failure_at - timedelta(seconds=ttl_s)
+                    self.session.execute(
+                        delete(table).where(
+                            table.c.key != key,
+                            table.c.last_failure_at < stale,
+                            (table.c.blocked_until.is_(None))
+                            | (table.c.blocked_until < new.last_failure_at),
+                        )
+                    )
                 self.session.execute(
                     update(table)
                     .where(table.c.key == key)

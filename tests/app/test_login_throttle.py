@@ -102,6 +102,20 @@ def test_service_charges_waits_and_forgets(session):
     assert attempt().allowed
 
 
+def test_forgotten_keys_are_removed_from_the_table(session):
+    """Guessed names do not pile up: a new key's first failure sweeps keys past their window."""
+    clock = FakeClock()
+    throttle = Throttle(DatabaseStore(session), clock=clock)
+    for name in ("guess1", "guess2", "guess3"):
+        throttle.fail(throttle.begin(username=name, address=None))
+    assert session.execute(select(LoginThrottle.key)).scalars().all() != []
+    before = set(session.execute(select(LoginThrottle.key)).scalars())
+    clock.advance(3600 + 900 + 1)  # the window after the last failure, plus the longest wait
+    throttle.fail(throttle.begin(username="guess4", address=None))
+    after = set(session.execute(select(LoginThrottle.key)).scalars())
+    assert not (before & after) and len(after) == 1
+
+
 def test_success_resets_the_account_but_only_refunds_the_address(session):
     clock = FakeClock()
     store = DatabaseStore(session)

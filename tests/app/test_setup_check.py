@@ -318,3 +318,19 @@ def test_a_6_mb_osm_upload_answers_at_once_and_finishes_in_the_background(
     # The request came back long before the import was done.
     assert answered < 3.0 and finished > 2 * answered, (answered, finished)
     assert seen & {"queued", "running"}
+
+
+def test_old_job_files_are_purged_when_a_new_upload_starts(tmp_path):
+    """Progress records and leftover uploads do not pile up under instance/jobs."""
+    import os
+
+    from app.services.layer_jobs import purge_jobs
+
+    old = tmp_path / "old.json"
+    fresh = tmp_path / "fresh.json"
+    old.write_text("{}")
+    fresh.write_text("{}")
+    week_ago = time.time() - 8 * 24 * 3600
+    os.utime(old, (week_ago, week_ago))
+    assert purge_jobs(tmp_path) == 1
+    assert not old.exists() and fresh.exists()
