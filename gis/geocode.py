@@ -24,7 +24,9 @@ method                        confidence  placed at
 ``house_number`` extrapolated 0.60 / 0.45 beyond the last plate (0.45 when > 6 away)
 ``segment``                   0.82        midway along the road between its crossings
 ``poi`` (内, 门 or nothing)   0.90 / 0.85 the POI; a gate moves it toward that side
-``poi`` (旁, 门口, 对面 ...)  0.72        the POI (the problem is *near* it)
+``poi`` (旁, 门口, 对面 ...)  0.72        the POI (the problem is *near* it); for an
+                                          area, 2 m inside its edge facing the nearest
+                                          named road (后面/后门: the far edge)
 ``alias``                     as ``poi``  a POI or road reached through an alias
 ``community``                 0.50        a point inside the community polygon
 ``road``                      0.45        the middle of the road (no door plates)
@@ -32,6 +34,13 @@ method                        confidence  placed at
                                           named alone ("营盘巷", "海棠坡沿线")
 ``none``                      0           nothing (lon/lat None)
 ============================  ==========  =============================================
+
+A POI mapped as an area (a polygon, or a point with a ``footprint`` WKT column as
+:func:`gis.osm.read_osm` and the stored ``pois`` layer carry it) is placed like a
+named building footprint: a plain name at a point inside it, a gate or side
+(北门, 东侧) 2 m inside the edge on that side, 对面/门口/旁 2 m inside the edge that
+faces the nearest named road within 120 m, 后面 the opposite edge. Without a road
+that near, 对面/后面 stay at the point inside.
 
 Each fuzzy name match multiplies the confidence by ``0.75 + 0.25 * (score - 60) / 40``
 (exact names: 1); when two names tie, the result is multiplied by 0.6 and both are
@@ -111,6 +120,17 @@ _GATES |= {"北门口": "北", "南门口": "南", "东门口": "东", "西门�
 _GATES |= {"北侧": "北", "南侧": "南", "东侧": "东", "西侧": "西"}
 _NEAR_PARTS = {"旁", "旁边", "门口", "门前", "对面", "附近", "周边", "周围", "外", "前", "后"}
 _NEAR_PARTS |= {"后面", "后侧", "大门口", "门口处", "后门", "正门", "大门"}
+# Near parts that name an edge of an area: the one facing its road, or the far one.
+_FRONT_PARTS = {"旁", "旁边", "门口", "门前", "对面", "外", "前"}
+_FRONT_PARTS |= {"大门口", "门口处", "正门", "大门"}
+_BACK_PARTS = {"后", "后面", "后侧", "后门"}
+_EDGE_PARTS = _FRONT_PARTS | _BACK_PARTS
+# The road an area faces is the nearest named road at most this far from its edge.
+FRONT_MAX_M = 120.0
+# Roads this much farther than the nearest still count as near (a block between
+# two streets); the one nearer to the area's centre then decides.
+FRONT_TIE_M = 5.0
+EDGE_INSET_M = 2.0
 
 
 @dataclass
@@ -245,6 +265,9 @@ class Geocoder:
         self._match_cache: dict[tuple[str, str], _Match | None] = {}
         self._cross_cache: dict[tuple[str, str], list[Point]] = {}
         self._mid_cache: dict[str, Point] = {}
+        self._front_cache: dict[str, tuple[float, str] | None] = {}
+        self._place_cache: dict[tuple[str, str | None], tuple[Point, float, str]] = {}
+        self._road_tree: tuple[list[str], shapely.STRtree] | None = None
 
     @classmethod
     def from_layers(
@@ -265,7 +288,9 @@ class Geocoder:
         roads : GeoDataFrame
             Lines with a ``name`` column; a road may be many rows of one name.
         pois : GeoDataFrame, optional
-            Points or polygons with ``name`` (and optionally ``type``).
+            Points or polygons with ``name`` (and optionally ``type``). A
+            ``footprint`` column (WKT in the layer's CRS, as :func:`gis.osm.read_osm`
+            writes it) replaces a point by the area it stands for.
         communities : GeoDataFrame, optional
             Polygons with ``name``.
         addresses : GeoDataFrame, optional
@@ -298,7 +323,7 @@ class Geocoder:
         poi_geoms: dict[str, BaseGeometry] = {}
         if pois is not None and len(pois):
             _check_layer(pois, "兴趣点", ("name",))
-            poi_geoms = _group_geoms(pois.to_crs(crs), "name", lines=False)
+            poi_geoms = _group_geoms(_with_footprints(pois).to_crs(crs), "name", lines=False)
         if buildings is not None and len(buildings) and "name" in buildings.columns:
             _check_layer(buildings, "建筑", ("name",))
             named = buildings[buildings["name"].notna()]
@@ -472,6 +497,45 @@ class Geocoder:
             else:
                 self._mid_cache[name] = self.roads[name].representative_point()
         return self._mid_cache[name]
+
+    def _place_at(self, name: str, part: str | None) -> tuple[Point, float, str]:
+        """Place a part of a known POI ("北门", "对面" ...), cached per name and part."""
+        key = (name, part)
+        if key not in self._place_cache:
+            geom = self.pois[name]
+            front = self._front_of(name, geom) if part in _EDGE_PARTS else None
+            self._place_cache[key] = _place_at_poi(geom, part, front)
+        return self._place_cache[key]
+
+    def _front_of(self, name: str, geom: BaseGeometry) -> tuple[float, str] | None:
+        """Return (azimuth from the area's inner point to the road it faces, road name).
+
+        None for a point POI or an area with no named road within ``FRONT_MAX_M``.
+        """
+        if geom.area <= 0:
+            return None
+        if name not in self._front_cache:
+            self._front_cache[name] = self._front_uncached(geom)
+        return self._front_cache[name]
+
+    def _front_uncached(self, geom: BaseGeometry) -> tuple[float, str] | None:
+        if self._road_tree is None:
+            names = list(self.roads)
+            self._road_tree = (names, shapely.STRtree([self.roads[n] for n in names]))
+        names, tree = self._road_tree
+        near = tree.query(geom, predicate="dwithin", distance=FRONT_MAX_M)
+        if not len(near):
+            return None
+        anchor = _anchor(geom)
+        ranked = sorted((geom.distance(self.roads[names[i]]), names[i]) for i in near)
+        closest = ranked[0][0]
+        tied = [n for d, n in ranked if d - closest <= FRONT_TIE_M]
+        road = min(tied, key=lambda n: (anchor.distance(self.roads[n]), n))
+        foot = nearest_points(anchor, self.roads[road])[1]
+        dx, dy = foot.x - anchor.x, foot.y - anchor.y
+        if math.hypot(dx, dy) < 1e-6:
+            return None
+        return math.degrees(math.atan2(dx, dy)) % 360.0, road
 
     # ------------------------------------------------------------------ answers
 
@@ -691,8 +755,7 @@ class Geocoder:
             confidence = CONFIDENCE["community"] * match.factor
             method, note = "community", f"按社区“{match.name}”范围内一点定位"
         else:
-            geom = self.pois[match.name]
-            point, confidence, note = _place_at_poi(geom, part)
+            point, confidence, note = self._place_at(match.name, part)
             confidence *= match.factor
             note = f"{match.name}{part or ''}：{note}"
             method = "alias" if match.via_alias else "poi"
@@ -731,23 +794,45 @@ def _anchor(geom: BaseGeometry) -> Point:
     return geom if isinstance(geom, Point) else geom.representative_point()
 
 
-def _place_at_poi(geom: BaseGeometry, part: str | None) -> tuple[Point, float, str]:
+def _edge_point(geom: BaseGeometry, anchor: Point, azimuth: float) -> Point | None:
+    """Walk from a point inside an area toward ``azimuth`` to its outer edge; 2 m short."""
+    direction = _unit(azimuth)
+    parts = [g for g in getattr(geom, "geoms", [geom]) if g.geom_type == "Polygon"]
+    if not parts:
+        return None
+    # Outer rings only: a courtyard (a multipolygon's inner ring) is not the area's edge.
+    rings = shapely.MultiLineString([p.exterior for p in parts])
+    far = np.array(anchor.coords[0]) + direction * 10_000.0
+    points = _points_of(LineString([anchor.coords[0], far]).intersection(rings))
+    if not points:
+        return None
+    edge = min(points, key=anchor.distance)
+    return Point(*(np.array(edge.coords[0]) - direction * EDGE_INSET_M))
+
+
+def _place_at_poi(
+    geom: BaseGeometry, part: str | None, front: tuple[float, str] | None = None
+) -> tuple[Point, float, str]:
+    """Place a part of a place ("北门", "对面" ...); ``front`` is what :meth:`_front_of` gives."""
     anchor = _anchor(geom)
     side = _GATES.get(part or "")
     if side is not None:
-        direction = _unit(_AZIMUTH[side])
         if geom.area > 0:
             # Walk from the centre to the polygon's edge on that side: the gate is there.
-            far = np.array(anchor.coords[0]) + direction * 10_000.0
-            hit = LineString([anchor.coords[0], far]).intersection(geom.boundary)
-            points = _points_of(hit)
-            if points:
-                edge = min(points, key=anchor.distance)
-                inner = np.array(edge.coords[0]) - direction * 2.0
-                return Point(*inner), CONFIDENCE["poi_gate"], f"{side}侧边界处"
+            edge = _edge_point(geom, anchor, _AZIMUTH[side])
+            if edge is not None:
+                return edge, CONFIDENCE["poi_gate"], f"{side}侧边界处"
+        direction = _unit(_AZIMUTH[side])
         moved = np.array(anchor.coords[0]) + direction * GATE_OFFSET_M
         return Point(*moved), CONFIDENCE["poi_gate"], f"向{side}偏移 {GATE_OFFSET_M:g} 米"
     if part in _NEAR_PARTS:
+        if front is not None and part in _EDGE_PARTS:
+            azimuth, road = front
+            back = part in _BACK_PARTS
+            edge = _edge_point(geom, anchor, (azimuth + 180.0) % 360.0 if back else azimuth)
+            if edge is not None:
+                where = f"背向{road}一侧" if back else f"临{road}一侧"
+                return edge, CONFIDENCE["poi_near"], f"问题在其附近，取{where}边界处"
         return anchor, CONFIDENCE["poi_near"], "问题在其附近，取该地点"
     return anchor, CONFIDENCE["poi"], "取该地点"
 
@@ -820,8 +905,45 @@ def _group_geoms(gdf: gpd.GeoDataFrame, column: str, *, lines: bool) -> dict[str
             geoms = [g for g in geoms if g.geom_type in ("LineString", "MultiLineString")]
             if not geoms:
                 continue
+        elif len(geoms) > 1:
+            # A place mapped twice, as a point and as its area: the area is the place.
+            areas = [g for g in geoms if g.area > 0]
+            if areas:
+                whole = shapely.unary_union(areas).buffer(5)
+                geoms = [g for g in geoms if g.area > 0 or not whole.contains(g)]
         out[name] = geoms[0] if len(geoms) == 1 else shapely.unary_union(geoms)
     return out
+
+
+def _with_footprints(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return a POI layer with each point that has a ``footprint`` replaced by that area.
+
+    A footprint that does not parse or is not a polygon is ignored (the point stays).
+    """
+    if "footprint" not in gdf.columns:
+        return gdf
+    texts = gdf["footprint"].to_numpy(dtype=object)
+    has = np.array([isinstance(t, str) and bool(t.strip()) for t in texts], dtype=bool)
+    if not has.any():
+        return gdf
+    areas = np.full(len(gdf), None, dtype=object)
+    areas[has] = shapely.from_wkt(texts[has], on_invalid="ignore")
+    polygonal = np.array(
+        [
+            a is not None and a.geom_type in ("Polygon", "MultiPolygon") and not a.is_empty
+            for a in areas
+        ],
+        dtype=bool,
+    )
+    if not polygonal.any():
+        return gdf
+    fixed = areas[polygonal]
+    invalid = ~shapely.is_valid(fixed)
+    if invalid.any():
+        fixed[invalid] = shapely.make_valid(fixed[invalid])
+    geoms = gdf.geometry.to_numpy().copy()
+    geoms[polygonal] = fixed
+    return gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
 
 
 def _plate_frame(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

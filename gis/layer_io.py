@@ -57,7 +57,7 @@ _KIND_TYPES: dict[str, tuple[str, ...]] = {
     "grid": _POLYGONAL,
     "buildings": _POLYGONAL,
     "roads": _LINEAR,
-    "pois": _PUNCTUAL,
+    "pois": _PUNCTUAL + _POLYGONAL,  # areas (markets, schools) become a point with their outline
     "addresses": _PUNCTUAL,
     "water": _POLYGONAL + _LINEAR,
 }

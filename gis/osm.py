@@ -19,6 +19,12 @@ POIs carry their ``alt_name``, ``old_name``, ``short_name`` and ``official_name`
 the geocoder can reach a place by any name people use; named buildings without a tag
 of interest (大厦, 商场 ...) are POIs of type 建筑.
 
+A POI mapped as an area (a school, market or park drawn as a closed way or a
+multipolygon) stays a point in ``pois`` (a point inside the area, which the rest of
+the project expects), and its polygon travels in the ``footprint`` column as WKT
+(WGS-84, 7 decimals), so the geocoder can put "XX中学北门" or "XX市场东侧" on the
+right edge of the area. Nodes have no footprint (None).
+
 An export from openstreetmap.org cuts relations at its bounds: a relation whose member
 ways are missing cannot be closed into a polygon. Such relations are skipped and named
 in :attr:`OsmLayers.warnings` rather than failing the whole import.
@@ -67,6 +73,7 @@ POI_COLUMNS = [
     "addr_street",
     "addr_housenumber",
     *ALIAS_KEYS,
+    "footprint",
 ]
 BUILDING_COLUMNS = ["osm_id", "name", "building", "levels", *ALIAS_KEYS]
 ADDRESS_COLUMNS = ["osm_id", "street", "number", "housenumber", "name"]
@@ -371,16 +378,20 @@ def _frame(rows: list[dict], columns: list[str]) -> gpd.GeoDataFrame:
             {c: [] for c in columns}, geometry=gpd.GeoSeries([], crs=WGS84), crs=WGS84
         )
     frame = pd.DataFrame(rows)
-    geoms = _finish_geometries(frame)
+    geoms, areas = _finish_geometries(frame)
+    if "footprint" in columns:
+        frame["footprint"] = _footprints(frame, areas)
     gdf = gpd.GeoDataFrame(frame[columns], geometry=gpd.GeoSeries(geoms, crs=WGS84), crs=WGS84)
     return gdf
 
 
-def _finish_geometries(frame: pd.DataFrame) -> np.ndarray:
+def _finish_geometries(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Turn the collected WKB into shapely geometries, all rows at once.
 
     Parsing, repairing and unwrapping per object from Python dominated the import time
     of a large county, so rows carry WKB plus flags and the work is vectorised here.
+    Returns the layer's geometries and, for rows flagged ``point``, the repaired
+    area each point was taken from (the other rows hold the same geometry).
     """
     # WKBFactory hands out hex; decoding it in Python first is 2-3x faster for GEOS.
     geoms = shapely.from_wkb(np.array([bytes.fromhex(h) for h in frame["wkb"]], dtype=object))
@@ -396,11 +407,27 @@ def _finish_geometries(frame: pd.DataFrame) -> np.ndarray:
     single = (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
     if single.any():
         geoms[single] = shapely.get_geometry(geoms[single], 0)
+    areas = geoms.copy()
     if "point" in frame:
         point = frame["point"].to_numpy(dtype=bool)
         if point.any():
             geoms[point] = shapely.point_on_surface(geoms[point])
-    return geoms
+    return geoms, areas
+
+
+def _footprints(frame: pd.DataFrame, areas: np.ndarray) -> list[str | None]:
+    """Return the WKT outline of every row that is a point taken from an area."""
+    out: list[str | None] = [None] * len(frame)
+    if "point" not in frame:
+        return out
+    point = frame["point"].to_numpy(dtype=bool)
+    polygonal = np.isin(shapely.get_type_id(areas), (3, 6)) & ~shapely.is_empty(areas)
+    rows = np.flatnonzero(point & polygonal)
+    if rows.size:
+        texts = shapely.to_wkt(areas[rows], rounding_precision=7, trim=True)
+        for i, text in zip(rows, texts, strict=True):
+            out[int(i)] = str(text)
+    return out
 
 
 def _tag(tags, key: str) -> str | None:

@@ -44,9 +44,15 @@ def store_layer(
     ``active=False`` stores it without touching the layers in use (see
     :func:`activate_layers`); ``checkpoint`` (e.g. the session's commit) is called after
     every ``chunk`` features, so a long import holds the database only briefly at a time.
+
+    A ``pois`` layer stays a layer of points: a POI drawn as an area (a county's own
+    school or market outlines) is stored at a point inside it, with the outline as WKT
+    in ``props["footprint"]``, the form an OSM import gives (the geocoder reads it).
     """
     if gdf.crs is not None and gdf.crs.to_epsg() != 4326:
         gdf = gdf.to_crs(4326)
+    if kind == "pois":
+        gdf = _poi_points(gdf)
     if replace and active:
         session.execute(update(Layer).where(Layer.kind == kind).values(active=False))
     layer = Layer(name=name, kind=kind, source=source, active=active)
@@ -78,6 +84,26 @@ def store_layer(
     if checkpoint is not None:
         checkpoint()
     return session.get(Layer, layer_id)
+
+
+def _poi_points(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Return POIs as points; an area's outline moves to the ``footprint`` column."""
+    import shapely
+
+    geoms = gdf.geometry.to_numpy()
+    areas = shapely.get_type_id(geoms) == 3
+    areas |= shapely.get_type_id(geoms) == 6
+    if not areas.any():
+        return gdf
+    gdf = gdf.copy()
+    footprints = list(gdf["footprint"]) if "footprint" in gdf.columns else [None] * len(gdf)
+    texts = shapely.to_wkt(geoms[areas], rounding_precision=7, trim=True)
+    for i, text in zip(areas.nonzero()[0], texts, strict=True):
+        footprints[int(i)] = str(text)
+    points = geoms.copy()
+    points[areas] = shapely.point_on_surface(geoms[areas])
+    gdf["footprint"] = footprints
+    return gdf.set_geometry(gpd.GeoSeries(points, index=gdf.index, crs=gdf.crs))
 
 
 def activate_layers(session, layer_ids: Sequence[int]) -> None:

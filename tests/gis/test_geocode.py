@@ -597,3 +597,146 @@ def test_gate_of_a_named_building_is_on_its_footprint(osm_geocoder: Geocoder) ->
     assert result.method == "poi" and result.confidence == pytest.approx(0.85)
     assert "北侧边界处" in result.message
     assert 28.3083 < result.lat < 28.3085
+
+
+# ------------------------------------------------------------------ places mapped as areas
+
+AREAS = Path(__file__).parents[1] / "fixtures" / "landmark_areas_town.osm"
+SCHOOL = box(117.2060, 28.3053, 117.2090, 28.3075)
+MARKET = box(117.2060, 28.3010, 117.2100, 28.3045)
+COURTYARD = box(117.2075, 28.3020, 117.2085, 28.3030)
+PARK = box(117.2010, 28.3065, 117.2040, 28.3095)
+
+
+@pytest.fixture(scope="module")
+def areas_osm():
+    from gis.osm import read_osm
+
+    return read_osm(AREAS)
+
+
+@pytest.fixture(scope="module")
+def areas_geocoder(areas_osm) -> Geocoder:
+    return Geocoder.from_layers(
+        roads=areas_osm["roads"], pois=areas_osm["pois"], buildings=areas_osm["buildings"]
+    )
+
+
+def _edge_m(geocoder: Geocoder, result: GeocodeResult, edge: LineString) -> float:
+    """Metres (UTM) from a result to an edge given in lon/lat."""
+    assert result.lon is not None, result
+    to_utm = Transformer.from_crs(4326, geocoder.crs, always_xy=True)
+    here = Point(*to_utm.transform(result.lon, result.lat))
+    line = LineString([to_utm.transform(x, y) for x, y in edge.coords])
+    return here.distance(line)
+
+
+def _side(area, side: str) -> LineString:
+    minx, miny, maxx, maxy = area.bounds
+    return {
+        "北": LineString([(minx, maxy), (maxx, maxy)]),
+        "南": LineString([(minx, miny), (maxx, miny)]),
+        "东": LineString([(maxx, miny), (maxx, maxy)]),
+        "西": LineString([(minx, miny), (minx, maxy)]),
+    }[side]
+
+
+def _inside(result: GeocodeResult, area) -> bool:
+    return area.contains(Point(result.lon, result.lat))
+
+
+def test_school_area_gate_lands_on_its_north_edge(areas_geocoder: Geocoder) -> None:
+    gate = areas_geocoder.geocode_address("城关中学北门")
+    assert gate.method == "poi" and gate.confidence == pytest.approx(0.85)
+    assert _inside(gate, SCHOOL)
+    assert 1.5 < _edge_m(areas_geocoder, gate, _side(SCHOOL, "北")) < 2.5
+    # The same gate through the area's alt_name.
+    alias = areas_geocoder.geocode_address("一中北门")
+    assert alias.method == "alias" and alias.confidence == pytest.approx(0.85)
+    assert (alias.lon, alias.lat) == (gate.lon, gate.lat)
+
+
+def test_school_area_opposite_is_its_edge_facing_the_road(areas_geocoder: Geocoder) -> None:
+    # 人民路 is 33 m south of the school, 建设路 98 m west: 对面 is across 人民路.
+    result = areas_geocoder.geocode_address("城关中学对面")
+    assert result.method == "poi" and result.confidence == pytest.approx(0.72)
+    assert _inside(result, SCHOOL)
+    assert 1.5 < _edge_m(areas_geocoder, result, _side(SCHOOL, "南")) < 2.5
+    assert "人民路" in result.message
+    behind = areas_geocoder.geocode_address("城关中学后面")
+    assert behind.confidence == pytest.approx(0.72)
+    assert 1.5 < _edge_m(areas_geocoder, behind, _side(SCHOOL, "北")) < 2.5
+
+
+def test_plain_name_of_an_area_is_inside_it_not_at_the_node(areas_geocoder: Geocoder) -> None:
+    # The school is mapped twice (a node and the area): the area is the place.
+    result = areas_geocoder.geocode_address("城关中学")
+    assert result.method == "poi" and result.confidence == pytest.approx(0.90)
+    assert _inside(result, SCHOOL)
+    assert _edge_m(areas_geocoder, result, LineString(SCHOOL.exterior.coords)) > 10
+
+
+def test_multipolygon_market_sides(areas_geocoder: Geocoder) -> None:
+    east = areas_geocoder.geocode_address("城南农贸市场东侧")
+    assert east.method == "poi" and east.confidence == pytest.approx(0.85)
+    assert _inside(east, MARKET.difference(COURTYARD))
+    assert 1.5 < _edge_m(areas_geocoder, east, _side(MARKET, "东")) < 2.5
+    # The way west crosses the courtyard: the gate is on the outer edge, not the inner one.
+    west = areas_geocoder.geocode_address("城南农贸市场西门")
+    assert 1.5 < _edge_m(areas_geocoder, west, _side(MARKET, "西")) < 2.5
+    # 人民路 is 55 m north of the market: 后面 is its south edge.
+    behind = areas_geocoder.geocode_address("城南农贸市场后面")
+    assert behind.confidence == pytest.approx(0.72)
+    assert 1.5 < _edge_m(areas_geocoder, behind, _side(MARKET, "南")) < 2.5
+    plain = areas_geocoder.geocode_address("城南农贸市场")
+    assert _inside(plain, MARKET.difference(COURTYARD))
+
+
+def test_park_area_opposite_faces_the_nearer_road(areas_geocoder: Geocoder) -> None:
+    # 建设路 is 98 m east of the park, 人民路 166 m south.
+    result = areas_geocoder.geocode_address("人民公园对面")
+    assert result.method == "poi" and result.confidence == pytest.approx(0.72)
+    assert 1.5 < _edge_m(areas_geocoder, result, _side(PARK, "东")) < 2.5
+    assert "建设路" in result.message
+    # 附近 names no side of it: the point inside stays.
+    near = areas_geocoder.geocode_address("人民公园附近")
+    assert near.confidence == pytest.approx(0.72)
+    assert _edge_m(areas_geocoder, near, LineString(PARK.exterior.coords)) > 10
+
+
+def test_area_far_from_every_road_keeps_its_inner_point() -> None:
+    roads = _gdf([{"name": "人民路"}], [LineString([(-500, 0), (500, 0)])])
+    pois = _gdf([{"name": "森林公园"}], [box(-100, 300, 100, 500)])
+    geocoder = Geocoder.from_layers(roads=roads, pois=pois)
+    opposite = geocoder.geocode_address("森林公园对面")
+    assert opposite.confidence == pytest.approx(0.72)
+    x, y = _metres(opposite.lon, opposite.lat)
+    assert -100 < x < 100 and 310 < y < 490
+
+
+def test_county_polygon_pois_place_like_the_osm_areas(
+    areas_osm, areas_geocoder: Geocoder
+) -> None:
+    # A county's own POI layer drawn as polygons, no footprint column, no OSM tags.
+    county = gpd.GeoDataFrame(
+        {"name": ["城关中学", "城南农贸市场", "人民公园"], "type": ["学校", "农贸市场", "公园广场"]},
+        geometry=[SCHOOL, MARKET.difference(COURTYARD), PARK],
+        crs=4326,
+    )
+    geocoder = Geocoder.from_layers(roads=areas_osm["roads"], pois=county)
+    for text in ("城关中学北门", "城关中学对面", "城南农贸市场东侧", "城南农贸市场后面", "人民公园对面"):
+        ours, osm = geocoder.geocode_address(text), areas_geocoder.geocode_address(text)
+        assert ours.confidence == osm.confidence, text
+        assert _apart(geocoder, ours, osm.lon, osm.lat) < 0.5, text
+
+
+def test_bad_footprint_text_keeps_the_point() -> None:
+    roads = _gdf([{"name": "人民路"}], [LineString([(-500, 0), (500, 0)])])
+    pois = _gdf(
+        [{"name": "实验小学", "footprint": "POLYGON ((broken"},
+         {"name": "客运站", "footprint": "POINT (1 2)"}],
+        [Point(100, 50), Point(-100, 50)],
+    )
+    geocoder = Geocoder.from_layers(roads=roads, pois=pois)
+    assert _dist(geocoder.geocode_address("实验小学门口"), 100, 50) < 1
+    assert _dist(geocoder.geocode_address("客运站门口"), -100, 50) < 1

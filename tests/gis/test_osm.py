@@ -397,6 +397,52 @@ def test_parse_house_number(text, number):
     assert parse_house_number(text) == number
 
 
+# ------------------------------------------------------------------ places mapped as areas
+
+AREAS = Path(__file__).parents[1] / "fixtures" / "landmark_areas_town.osm"
+
+
+@pytest.fixture(scope="module")
+def areas() -> OsmLayers:
+    return read_osm(AREAS)
+
+
+def test_area_pois_stay_points_and_carry_their_outline(areas):
+    assert areas.warnings == []
+    pois = areas["pois"].set_index("osm_id")
+    assert set(pois.geom_type) == {"Point"}
+    school = pois.loc["way/300"]
+    outline = shapely.from_wkt(school["footprint"])
+    assert outline.equals(box(117.2060, 28.3053, 117.2090, 28.3075))
+    assert outline.contains(school.geometry)
+    park = pois.loc["way/700"]
+    assert park["type"] == "公园广场"
+    assert shapely.from_wkt(park["footprint"]).equals(box(117.2010, 28.3065, 117.2040, 28.3095))
+    # A node has no outline; a building-free export has no buildings.
+    assert pd.isna(pois.loc["node/24", "footprint"])
+    assert len(areas["buildings"]) == 0
+
+
+def test_multipolygon_market_outline_keeps_its_courtyard(areas):
+    market = areas["pois"].set_index("osm_id").loc["relation/900"]
+    assert market["type"] == "农贸市场" and market["osm_type"] == "relation"
+    outline = shapely.from_wkt(market["footprint"])
+    courtyard = box(117.2075, 28.3020, 117.2085, 28.3030)
+    assert outline.geom_type == "Polygon" and len(outline.interiors) == 1
+    assert outline.symmetric_difference(
+        box(117.2060, 28.3010, 117.2100, 28.3045).difference(courtyard)
+    ).area < 1e-12
+    # The point stands inside the market, not in the courtyard.
+    assert outline.contains(market.geometry)
+
+
+def test_first_day_school_area_has_its_outline_and_the_node_market_none(first_day):
+    pois = first_day["pois"].set_index("name")
+    outline = shapely.from_wkt(pois.loc["信江实验中学", "footprint"])
+    assert outline.equals(box(117.2060, 28.3010, 117.2090, 28.3040))
+    assert pd.isna(pois.loc["城东农贸综合市场", "footprint"])
+
+
 @pytest.mark.slow
 @needs_guixi
 def test_guixi_counts_what_the_export_carries(guixi):
