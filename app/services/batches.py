@@ -10,6 +10,7 @@ gets its event and only admins may do it.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.exc import StaleDataError
 
 from app.models import (
     OPEN_STATUSES,
@@ -42,6 +44,7 @@ SKIP_REASONS = {
     "needs_placement": "待定位，请先定位",
     "pending_category": "待分类，请先确定类别",
     "no_unit": "没有责任单位",
+    "raced": "已被另一次派遣处理 (本批次已在派遣中或已派遣)",
 }
 RECHECK_PASS = {"通过", "合格", "已通过", "复核通过", "是", "pass", "passed"}
 RECHECK_FAIL = {"未通过", "不通过", "不合格", "复核未通过", "否", "fail", "failed"}
@@ -101,10 +104,17 @@ def get_batch(session, user: User, batch_id: int) -> Batch:
 
 
 def batch_issues(session, user: User, batch_id: int, *, unit_id: int | None = None) -> list[Issue]:
-    """The batch's problems the user may see, in the list's own order (序号)."""
+    """The batch's problems the user may see, in the list's own order (序号).
+
+    Raises
+    ------
+    NotFoundError
+        ``unit_id`` names no unit (or one a unit head may not see): 404 for every such id.
+    """
     stmt = access.scope_issues(select(Issue).where(Issue.batch_id == batch_id), user)
     if unit_id:
         check_unit_id(unit_id)
+        access.get_unit(session, user, int(unit_id))
         stmt = stmt.where(Issue.unit_id == unit_id)
     stmt = stmt.options(
         selectinload(Issue.unit), selectinload(Issue.category), selectinload(Issue.cell),
@@ -150,11 +160,46 @@ def summarize(issues: list[Issue], *, today: date | None = None) -> dict:
     return {
         "total": len(issues),
         "by_status": by_status,
+        "recheck": recheck_counts(issues),
         "closed_on_time": on_time,
         "overdue": overdue,
         "by_unit": sorted(by_unit.values(), key=lambda r: (-r["total"], r["name"])),
         "by_category": sorted(by_category.values(), key=lambda r: (-r["total"], r["name"])),
     }
+
+
+def recheck_counts(issues: list[Issue]) -> dict:
+    """复核 results over these problems (their own ``recheck_result``, every upload)."""
+    passed = sum(i.recheck_result == "passed" for i in issues)
+    failed = sum(i.recheck_result == "failed" for i in issues)
+    return {"rows": passed + failed, "passed": passed, "failed": failed}
+
+
+def show_time(value: str | None) -> str:
+    """An ISO timestamp as the pages show it: ``2026-12-02 06:20``."""
+    text = str(value or "")
+    return text[:16].replace("T", " ")
+
+
+def recheck_view(batch: Batch, user: User, counts: dict) -> dict | None:
+    """The 复核 block for this reader: counts over their share; uploads only for whole-batch readers.
+
+    A unit head gets only the counts of their own problems; admins, inspectors and
+    leaders also get the uploads (time, file, uploader, counts), times as ``YYYY-MM-DD HH:MM``.
+    """
+    mine = dict(counts["recheck"])
+    stored = batch.recheck or {}
+    if access.is_unit_scoped(user):
+        return mine if mine["rows"] else None
+    if not mine["rows"] and not stored:
+        return None
+    history = [
+        {"at": show_time(h.get("at")), "filename": h.get("filename"), "by": h.get("by"),
+         "rows": h.get("rows"), "passed": h.get("passed", 0), "failed": h.get("failed", 0),
+         "warnings": len(h.get("warnings") or ())}
+        for h in stored.get("history", [])
+    ]
+    return {**mine, "history": history, "last": history[-1] if history else None}
 
 
 def batch_to_dict(batch: Batch, counts: dict) -> dict:
@@ -202,7 +247,7 @@ def batch_progress(session, user: User, batch_id: int, *, unit_id: int | None = 
         "issues": issues,
         "counts": counts,
         "conflicts": conflicts,
-        "recheck": batch.recheck or None,
+        "recheck": recheck_view(batch, user, counts),
         "status_labels": STATUS_LABELS,
     }
 
@@ -242,15 +287,19 @@ def skip_reason(issue: Issue) -> str | None:
     return None
 
 
-def _load(session, user: User, issue_ids) -> list[Issue]:
+def _parse_ids(issue_ids) -> list[int]:
     ids = []
     for raw in issue_ids or ():
         text = str(raw).strip().lstrip("#")
         if not text.isdigit() or len(text) > 12 or not 1 <= int(text) <= MAX_ID:
-            msg = f"问题编号 {str(raw)[:40]!r} 无效"
+            msg = f"问题编号 {clean_text(str(raw))[:40]!r} 无效"
             raise ValidationError(msg)
         ids.append(int(text))
-    ids = sorted(set(ids))
+    return sorted(set(ids))
+
+
+def _load(session, user: User, issue_ids) -> list[Issue]:
+    ids = _parse_ids(issue_ids)
     if len(ids) > MAX_DISPATCH:
         msg = f"一次最多派遣 {MAX_DISPATCH} 个问题 (选择了 {len(ids)} 个)"
         raise ValidationError(msg)
@@ -285,18 +334,49 @@ def preview_issues(session, user: User, issue_ids) -> DispatchResult:
     return result
 
 
+def _begin_write(session) -> None:
+    """On SQLite, open the write transaction now (``BEGIN IMMEDIATE``) unless one is open.
+
+    pysqlite starts a transaction only before a data change, so a SAVEPOINT issued first
+    would itself start one and its RELEASE would commit: each problem's savepoint would
+    commit on its own. Taking the write lock up front also makes a second, simultaneous
+    dispatch wait for the first and then read its result (every problem already
+    dispatched). PostgreSQL needs nothing: its SAVEPOINTs nest in the open transaction.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def dispatch_issues(session, user: User, issue_ids, *, note: str | None = None) -> DispatchResult:
     """Dispatch every dispatchable problem of a selection through the workflow (admins).
 
     Idempotent: problems already dispatched are skipped, so a second call dispatches
-    nothing new.
+    nothing new. A problem another request dispatched meanwhile (a double click: its
+    version moved on, or its status did) is skipped with reason ``raced``, never a 409.
     """
+    _begin_write(session)
     preview = preview_issues(session, user, issue_ids)
     note = clean_text(note or "").strip() or "批量派遣"
+    done = DispatchResult(skipped=list(preview.skipped))
     for issue_id in preview.ids:
-        transition(session, user, issue_id, "dispatch", note=note)
+        issue = session.get(Issue, issue_id)
+        name, seq = issue.unit.name, issue.batch_seq
+        try:
+            with session.begin_nested():
+                transition(session, user, issue_id, "dispatch", note=note)
+        except (StaleDataError, ConflictError):
+            session.expire_all()
+            done.skipped.append({"id": issue_id, "seq": seq, "reason": SKIP_REASONS["raced"],
+                                 "code": "raced"})
+            continue
+        done.per_unit[name] = done.per_unit.get(name, 0) + 1
+        done.ids.append(issue_id)
     session.flush()
-    return preview
+    return done
 
 
 def batch_issue_ids(session, user: User, batch_id: int) -> list[int]:
@@ -352,17 +432,37 @@ def rule_unit(session, issue: Issue) -> Unit | None:
     return session.get(Unit, unit_id) if unit_id else None
 
 
-def settle_conflicts(session, user: User, issue_ids, choice: str) -> dict:
+def settle_conflicts(session, user: User, issue_ids, choice: str, *,
+                     batch_id: int | None = None) -> dict:
     """Settle routing conflicts in bulk: keep the list's unit, or follow the rules.
 
     ``choice`` is ``"list"`` (按清单: keep the unit, clear the flag) or ``"rule"``
     (按属地/类别: re-route to the rule's unit, ``unit_source="manual"``, event recorded).
+    With ``batch_id`` only that batch's problems are touched; other ids are ignored and
+    counted in ``ignored``.
     """
     access.require(user, "reroute")
     if choice not in ("list", "rule"):
-        msg = f"处理方式 {choice!r} 无效 (可选: list 按清单、rule 按属地/类别)"
+        msg = f"处理方式 {clean_text(str(choice))[:20]!r} 无效 (可选: list 按清单、rule 按属地/类别)"
         raise ValidationError(msg)
-    issues = _load(session, user, issue_ids)
+    ignored = 0
+    if batch_id is None:
+        issues = _load(session, user, issue_ids)
+    else:
+        ids = _parse_ids(issue_ids)
+        if len(ids) > MAX_DISPATCH:
+            msg = f"一次最多处理 {MAX_DISPATCH} 个问题 (选择了 {len(ids)} 个)"
+            raise ValidationError(msg)
+        issues = []
+        for start in range(0, len(ids), 500):
+            stmt = access.scope_issues(select(Issue).where(
+                Issue.id.in_(ids[start:start + 500]), Issue.batch_id == batch_id), user)
+            issues.extend(session.execute(stmt).scalars())
+        issues.sort(key=lambda i: (natural_key(i.batch_seq), i.id))
+        ignored = len(ids) - len(issues)
+        if ids and not issues:
+            msg = f"勾选的 {ignored} 个问题都不属于本批次，未处理"
+            raise ValidationError(msg)
     if not issues:
         msg = "请先勾选要处理的问题"
         raise ValidationError(msg)
@@ -392,7 +492,7 @@ def settle_conflicts(session, user: User, issue_ids, choice: str) -> dict:
         issue.routing_conflict = None
         moved += 1
     session.flush()
-    return {"kept": kept, "moved": moved, "errors": errors}
+    return {"kept": kept, "moved": moved, "errors": errors, "ignored": ignored}
 
 
 # ---------------------------------------------------------------------- 复核
@@ -417,12 +517,63 @@ def recheck_value(text) -> str | None:
     return None
 
 
+def _uncached_formula_rows(data: bytes, filename: str) -> list[int]:
+    """Rows whose 复核 cell is a formula without a cached value (reads as empty otherwise).
+
+    Only for .xlsx: the first sheet with a 复核 header, as ``read_named_columns`` reads it.
+    """
+    if not data.startswith(b"PK"):
+        return []
+    from openpyxl import load_workbook
+
+    try:
+        formulas = load_workbook(io.BytesIO(data), read_only=True)
+        values = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # not a workbook: the importer names the problem
+        return []
+    names = RECHECK_COLUMNS["result"]
+    for ws_f, ws_v in zip(formulas.worksheets, values.worksheets, strict=False):
+        f_rows = list(ws_f.iter_rows(values_only=True))
+        v_rows = list(ws_v.iter_rows(values_only=True))
+        for index, row in enumerate(f_rows[:10]):
+            keys = [re.sub(r"[\s*:：]", "", str(v or "")).lower() for v in row]
+            col = next((c for c, k in enumerate(keys) if k in names), None)
+            if col is None:
+                continue
+            out = []
+            for number in range(index + 1, len(f_rows)):
+                formula = f_rows[number][col] if col < len(f_rows[number]) else None
+                value = (v_rows[number][col]
+                         if number < len(v_rows) and col < len(v_rows[number]) else None)
+                if isinstance(formula, str) and formula.startswith("=") and value is None:
+                    out.append(number + 1)
+            return out
+    return []
+
+
+def _imported_shas(recheck: dict | None) -> dict[str, str]:
+    """sha256 → when, over every 复核 file already imported for a batch."""
+    recheck = recheck or {}
+    seen = {h["sha256"]: h.get("at", "") for h in recheck.get("history", []) if h.get("sha256")}
+    if recheck.get("sha256"):
+        seen.setdefault(recheck["sha256"], recheck.get("at", ""))
+    return seen
+
+
 def import_recheck(session, user: User, batch_id: int, data: bytes, filename: str) -> dict:
     """Apply the prefecture's 复核 of a returned list to the batch (admins).
 
     Rows are matched by 序号 (the batch's ``batch_seq``) and fall back to the description.
-    With any row in error nothing is applied and every error names its row; the same file
-    twice is refused, so a retry cannot count a rework twice.
+    With any row in error nothing is applied and every error names its row; a file already
+    imported for this batch (any earlier upload) is refused, so a retry cannot count a
+    rework twice. 未通过 sends back (with a rework) only 待核查 and 已销号 problems; open
+    ones not yet submitted just record the result; 不予立案/重复 ones are left as they are
+    and listed in ``warnings``.
+
+    Returns
+    -------
+    dict
+        ``applied``, ``passed``, ``failed``, ``errors`` and ``warnings``.
     """
     from app.services.importer import read_named_columns
 
@@ -431,12 +582,18 @@ def import_recheck(session, user: User, batch_id: int, data: bytes, filename: st
     if not data:
         msg = "请选择复核结果文件 (.xlsx/.xls/.csv)"
         raise ValidationError(msg)
+    filename = clean_text(filename or "复核.xlsx")
     sha = hashlib.sha256(data).hexdigest()
-    if (batch.recheck or {}).get("sha256") == sha:
-        msg = f"复核文件 {filename} 已导入过 ({batch.recheck.get('at')})，未重复处理"
+    earlier = _imported_shas(batch.recheck).get(sha)
+    if earlier is not None:
+        msg = f"复核文件 {filename} 已导入过 ({show_time(earlier)})，未重复处理"
         raise ConflictError(msg)
     rows = read_named_columns(data, filename, RECHECK_COLUMNS, required={"result"},
                               label="复核 (以及 序号 或 问题描述)")
+    formula_rows = set(_uncached_formula_rows(data, filename))
+    if not rows and not formula_rows:
+        msg = f"复核文件中没有数据行 ({filename})"
+        raise ValidationError(msg)
     if rows and "seq" not in rows[0] and "description" not in rows[0]:
         msg = f"{filename}: 需要「序号」或「问题描述」列来对应问题"
         raise ValidationError(msg)
@@ -445,11 +602,17 @@ def import_recheck(session, user: User, batch_id: int, data: bytes, filename: st
     by_desc: dict[str, list[Issue]] = {}
     for issue in issues:
         by_desc.setdefault(_norm(issue.description), []).append(issue)
-    errors: list[str] = []
+    errors: list[str] = [
+        f"第 {number} 行: 复核结果是没有计算结果的公式，无法识别 (请填写 通过 或 未通过)"
+        for number in sorted(formula_rows)
+    ]
+    warnings: list[str] = []
     plan: list[tuple[int, Issue, str, str | None]] = []
     seen: set[int] = set()
     for row in rows:
         number = row["row"]
+        if number in formula_rows:
+            continue
         result = recheck_value(row.get("result"))
         if result is None:
             if not _norm(row.get("result")):
@@ -475,46 +638,62 @@ def import_recheck(session, user: User, batch_id: int, data: bytes, filename: st
             errors.append(f"第 {number} 行: 问题 (序号 {issue.batch_seq}) 重复出现")
             continue
         seen.add(issue.id)
+        if issue.status in ("rejected", "duplicate"):
+            state = "已不予立案" if issue.status == "rejected" else "已标记为重复"
+            warnings.append(f"第 {number} 行: 问题 #{issue.id} {state}，未处理")
+            continue
         note = clean_text(row.get("note") or "").strip()[:2000] or None
         plan.append((number, issue, result, note))
     if errors:
-        return {"applied": False, "passed": 0, "failed": 0, "errors": errors}
+        return {"applied": False, "passed": 0, "failed": 0, "errors": errors,
+                "warnings": warnings}
+    if not plan:
+        msg = f"复核文件 {filename} 中没有可处理的复核结果" + (
+            f": {'；'.join(warnings[:5])}" if warnings else " (复核列均为空)")
+        raise ValidationError(msg)
     now = now_local()
-    passed = failed = 0
+    passed = failed = reworked = 0
     for number, issue, result, note in plan:
-        _apply_recheck(session, user, issue, result, note, row=number)
+        reworked += _apply_recheck(session, user, issue, result, note, row=number)
         issue.recheck_result, issue.recheck_note, issue.recheck_at = result, note, now
         passed += result == "passed"
         failed += result == "failed"
-    summary = {"at": now.replace(microsecond=0).isoformat(), "filename": clean_text(filename),
-               "sha256": sha, "by": user.username, "rows": len(plan), "passed": passed,
-               "failed": failed, "history": list((batch.recheck or {}).get("history", []))}
-    summary["history"].append({k: summary[k] for k in ("at", "filename", "passed", "failed")})
-    batch.recheck = summary
+    entry = {"at": now.replace(microsecond=0).isoformat(), "filename": filename,
+             "sha256": sha, "by": user.username, "rows": len(plan), "passed": passed,
+             "failed": failed, "reworked": reworked, "warnings": warnings[:200]}
+    history = list((batch.recheck or {}).get("history", []))
+    history.append(entry)
+    batch.recheck = {**entry, "history": history}
     session.flush()
-    return {"applied": True, "passed": passed, "failed": failed, "errors": []}
+    return {"applied": True, "passed": passed, "failed": failed, "reworked": reworked,
+            "errors": [], "warnings": warnings}
 
 
 def _apply_recheck(session, user: User, issue: Issue, result: str, note: str | None, *,
-                   row: int) -> None:
+                   row: int) -> int:
+    """Apply one row's 复核; returns 1 when it sent the problem back with a rework."""
     label = "州级复核通过" if result == "passed" else "州级复核未通过"
     text = f"{label}" + (f": {note}" if note else "")
+    data = {"result": result, "row": row}
     if result == "passed":
         if issue.status == "submitted":
             transition(session, user, issue.id, "verify_ok", note=text)
         else:
             add_event(session, issue, user, "recheck", issue.status, issue.status, note=text,
-                      data={"result": result, "row": row})
-        return
+                      data=data)
+        return 0
     if issue.status == "submitted":
         transition(session, user, issue.id, "verify_fail", note=text)  # counts the rework
-        return
-    from_status = issue.status
-    issue.status = "rectifying"
-    issue.closed_at = None
-    issue.rework_count = (issue.rework_count or 0) + 1
-    add_event(session, issue, user, "recheck", from_status, "rectifying", note=text,
-              data={"result": result, "row": row})
+        return 1
+    if issue.status == "closed":
+        issue.status = "rectifying"
+        issue.closed_at = None
+        issue.rework_count = (issue.rework_count or 0) + 1
+        add_event(session, issue, user, "recheck", "closed", "rectifying", note=text, data=data)
+        return 1
+    # Not yet submitted (reported, dispatched, rectifying): nothing to send back.
+    add_event(session, issue, user, "recheck", issue.status, issue.status, note=text, data=data)
+    return 0
 
 
 def batch_detail_dict(session, user: User, batch_id: int) -> dict:

@@ -26,8 +26,14 @@ COLUMNS = ("序号", "问题描述", "问题地点", "责任单位", "整改措�
            "整改前照片", "整改后照片")
 # Column widths in Excel characters; the photo columns hold a thumbnail about 4 cm wide.
 WIDTHS = (6, 34, 20, 16, 30, 11, 11, 8, 22, 22)
-THUMB_PX = 150  # the embedded picture's width in pixels (about 4 cm)
 ROW_HEIGHT_PT = 90  # rows with a picture are this tall (points)
+# The Excel picture box: a 22-character column is about 159 px, a 90 pt row 120 px;
+# a thumbnail fits inside both with a small margin (a portrait photo no longer spills).
+THUMB_BOX_PX = (150, 112)
+# Word: real column widths (cm) summing to the A4-landscape text width (29.7 - 2 × 1.8).
+DOCX_WIDTHS_CM = (1.0, 4.6, 2.8, 2.3, 3.8, 1.9, 1.9, 1.4, 3.2, 3.2)
+DOCX_CELL_PAD_CM = 0.4  # Word's default left + right cell margins (0.19 cm each), rounded up
+DOCX_THUMB_MAX_H_CM = 3.0
 BODY_FONT = "仿宋"
 TITLE_FONT = "宋体"
 
@@ -48,6 +54,12 @@ class LedgerRow:
     after: list[Path] = field(default_factory=list)
 
 
+# How the summary names each status that has problems (the pages' words; 已上报 is
+# "not dispatched yet" from the office's point of view).
+SUMMARY_LABELS = (("reported", "未派遣"), ("dispatched", "已派遣"), ("rectifying", "整改中"),
+                  ("submitted", "待核查"))
+
+
 @dataclass
 class Ledger:
     title: str
@@ -56,24 +68,32 @@ class Ledger:
     rows: list[LedgerRow]
     counts: dict
     today: date
+    unit_id: int | None = None
 
     @property
     def summary(self) -> str:
+        """One paragraph: totals, each status under its own label, overdue and the 复核.
+
+        The 复核 part counts the ledger's own problems' results (every upload), so a
+        unit's ledger speaks only of that unit's problems.
+        """
         c = self.counts
         s = c["by_status"]
-        rectifying = s.get("dispatched", 0) + s.get("rectifying", 0) + s.get("reported", 0)
         text = (
-            f"{self.batch.source}共反馈问题 {c['total']} 个，已整改销号 {s.get('closed', 0)} 个"
-            f"(按期完成 {c['closed_on_time']} 个)，待核查 {s.get('submitted', 0)} 个，"
-            f"整改中 {rectifying} 个，逾期 {c['overdue']} 个"
+            f"{clean_text(self.batch.source or '')}共反馈问题 {c['total']} 个，"
+            f"已整改销号 {s.get('closed', 0)} 个(按期完成 {c['closed_on_time']} 个)"
         )
-        ended = s.get("rejected", 0) + s.get("duplicate", 0)
-        if ended:
-            text += f"，不予立案或重复 {ended} 个"
-        recheck = self.batch.recheck or {}
+        for key, label in SUMMARY_LABELS:
+            if s.get(key):
+                text += f"，{label} {s[key]} 个"
+        text += f"，逾期 {c['overdue']} 个"
+        for key in ("rejected", "duplicate"):
+            if s.get(key):
+                text += f"，{STATUS_LABELS[key]} {s[key]} 个"
+        recheck = c.get("recheck") or {}
         if recheck.get("rows"):
-            text += (f"；州级复核 {recheck['rows']} 个，通过 {recheck.get('passed', 0)} 个，"
-                     f"未通过 {recheck.get('failed', 0)} 个")
+            text += (f"；州级复核 {recheck['rows']} 个，通过 {recheck['passed']} 个，"
+                     f"未通过 {recheck['failed']} 个")
         return text + "。"
 
 
@@ -122,11 +142,24 @@ def build_ledger(session, user: User, batch_id: int, *, photo_dir: Path | str,
     today = today or today_local()
     root = Path(photo_dir)
     rows = [_row(issue, root) for issue in issues]
-    county = county_name(session)
     source = clean_text(batch.source or "")
-    title = f"{county}{unit_name or ''}关于{source}反馈问题整改情况的报告"
+    title = f"{report_author(county_name(session), unit_name)}关于{source}反馈问题整改情况的报告"
+    scoped_unit = unit_id or (user.unit_id if access.is_unit_scoped(user) else None)
     return Ledger(title=title, batch=batch, unit=unit_name, rows=rows,
-                  counts=summarize(issues, today=today), today=today)
+                  counts=summarize(issues, today=today), today=today, unit_id=scoped_unit)
+
+
+def report_author(county: str, unit: str | None) -> str:
+    """Who the report is from: the county, then the unit unless its name already says so.
+
+    "县住房和城乡建设局" and "云岭县住建局" are not prefixed again ("云岭县县住房…").
+    """
+    unit = clean_text(unit or "")
+    if not unit:
+        return county
+    if unit.startswith(("县", county)):
+        return unit
+    return f"{county}{unit}"
 
 
 def _row(issue: Issue, root: Path) -> LedgerRow:
@@ -154,22 +187,39 @@ def ledger_filename(ledger: Ledger, ext: str) -> str:
     return f"整改台账-{name[:60]}{unit}-{ledger.today:%Y%m%d}.{ext}"
 
 
+def ascii_filename(ledger: Ledger, ext: str) -> str:
+    """The plain-ASCII fallback name: ``ledger-batch1[-unit3]-YYYYMMDD.<ext>``."""
+    unit = f"-unit{ledger.unit_id}" if ledger.unit_id else ""
+    return f"ledger-batch{ledger.batch.id}{unit}-{ledger.today:%Y%m%d}.{ext}"
+
+
+def content_disposition(ledger: Ledger, ext: str) -> str:
+    """``attachment`` with the readable ASCII name and the Chinese name as UTF-8 ``filename*``."""
+    from urllib.parse import quote
+
+    return (f'attachment; filename="{ascii_filename(ledger, ext)}"; '
+            f"filename*=UTF-8''{quote(ledger_filename(ledger, ext), safe='')}")
+
+
 # ---------------------------------------------------------------------- Excel
 
 
-def _thumbnail(path: Path, width_px: int) -> io.BytesIO:
-    """A small JPEG of a stored photo for embedding (keeps the workbook light)."""
+def _thumbnail(path: Path, max_w: int, max_h: int) -> tuple[io.BytesIO, int, int]:
+    """A small JPEG of a stored photo that fits a ``max_w`` × ``max_h`` px box (aspect kept).
+
+    Returns the JPEG and its width and height in pixels; never upscales.
+    """
     from PIL import Image as PILImage
 
     with PILImage.open(path) as image:
         image = image.convert("RGB")
-        width_px = min(width_px, image.width)  # never upscale the stored thumbnail
-        ratio = width_px / max(image.width, 1)
-        image = image.resize((width_px, max(1, round(image.height * ratio))))
+        ratio = min(max_w / max(image.width, 1), max_h / max(image.height, 1), 1.0)
+        size = (max(1, round(image.width * ratio)), max(1, round(image.height * ratio)))
+        image = image.resize(size)
         out = io.BytesIO()
         image.save(out, format="JPEG", quality=80)
     out.seek(0)
-    return out
+    return out, size[0], size[1]
 
 
 def ledger_xlsx(ledger: Ledger) -> bytes:
@@ -216,7 +266,9 @@ def ledger_xlsx(ledger: Ledger) -> bytes:
             cell = ws.cell(row=r, column=col)
             cell.border = border
             if files:
-                image = Image(_thumbnail(files[0], THUMB_PX))
+                data, width, height = _thumbnail(files[0], *THUMB_BOX_PX)
+                image = Image(data)
+                image.width, image.height = width, height
                 image.anchor = f"{get_column_letter(col)}{r}"
                 ws.add_image(image)
         if row.before or row.after:
@@ -261,6 +313,16 @@ def _repeat_header(row) -> None:
     tr_pr.append(header)
 
 
+def _docx_picture(path: Path, column_cm: float) -> tuple:
+    """A thumbnail and its size that fit a Word column: its width, at most 3 cm tall."""
+    from docx.shared import Cm
+
+    data, width, height = _thumbnail(path, 320, 320)
+    box_w = column_cm - DOCX_CELL_PAD_CM
+    scale = min(box_w / width, DOCX_THUMB_MAX_H_CM / height)
+    return data, Cm(width * scale), Cm(height * scale)
+
+
 def ledger_docx(ledger: Ledger) -> bytes:
     """The ledger as the report such ledgers circulate as (A4 landscape, 仿宋/宋体)."""
     from docx import Document
@@ -292,8 +354,10 @@ def ledger_docx(ledger: Ledger) -> bytes:
 
     table = doc.add_table(rows=1, cols=len(COLUMNS))
     table.style = "Table Grid"
-    widths = (Cm(1.1), Cm(4.6), Cm(2.8), Cm(2.4), Cm(4.2), Cm(1.9), Cm(1.9), Cm(1.4),
-              Cm(3.9), Cm(3.9))
+    table.autofit = False  # fixed layout: Word keeps the widths below
+    widths = tuple(Cm(w) for w in DOCX_WIDTHS_CM)
+    for column, width in zip(table.columns, widths, strict=True):
+        column.width = width  # the tblGrid/gridCol widths
     for cell, label, width in zip(table.rows[0].cells, COLUMNS, widths, strict=True):
         cell.width = width
         paragraph = cell.paragraphs[0]
@@ -312,7 +376,7 @@ def ledger_docx(ledger: Ledger) -> bytes:
             cell.width = width
             if files:
                 run = cell.paragraphs[0].add_run()
-                run.add_picture(_thumbnail(files[0], 320), width=Cm(3.6))
+                run.add_picture(*_docx_picture(files[0], width.cm))
             else:
                 _font(cell.paragraphs[0].add_run("—"), BODY_FONT, 10)
 

@@ -91,16 +91,26 @@ def show(batch_id: int):
 def settle(batch_id: int):
     """Settle the ticked routing conflicts: keep the list's unit or follow the rules."""
     batches.get_batch(db.session, current_user, batch_id)
-    result = batches.settle_conflicts(
-        db.session, current_user, request.form.getlist("ids"), request.form.get("choice", "")
-    )
+    access.require(current_user, "reroute")
+    back = url_for("batches.show", batch_id=batch_id) + "#conflicts"
+    try:
+        result = batches.settle_conflicts(
+            db.session, current_user, request.form.getlist("ids"),
+            request.form.get("choice", ""), batch_id=batch_id,
+        )
+    except ValidationError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(back)
     db.session.commit()
     done = result["kept"] + result["moved"]
     flash(f"已处理 {done} 个单位冲突 (按清单 {result['kept']} 个，按属地/类别 "
           f"{result['moved']} 个)", "ok")
+    if result["ignored"]:
+        flash(f"忽略 {result['ignored']} 个不属于本批次的问题", "warn")
     for message in result["errors"]:
         flash(message, "warn")
-    return redirect(url_for("batches.show", batch_id=batch_id) + "#conflicts")
+    return redirect(back)
 
 
 @bp.get("/<int:batch_id>/dispatch")
@@ -120,8 +130,12 @@ def dispatch(batch_id: int):
     """Dispatch every dispatchable problem of the batch in one step."""
     result = batches.dispatch_batch(db.session, current_user, batch_id)
     db.session.commit()
-    flash(f"已派遣 {result.dispatched} 个问题"
-          + (f"，跳过 {len(result.skipped)} 个" if result.skipped else ""), "ok")
+    raced = sum(s["code"] in ("raced", "dispatched") for s in result.skipped)
+    if not result.dispatched and raced:
+        flash(f"本批次已在派遣中或已派遣 ({raced} 个问题已由其他操作派遣)，未重复派遣", "warn")
+    else:
+        flash(f"已派遣 {result.dispatched} 个问题"
+              + (f"，跳过 {len(result.skipped)} 个" if result.skipped else ""), "ok")
     return redirect(url_for("batches.show", batch_id=batch_id))
 
 
@@ -159,9 +173,8 @@ def _send_ledger(batch_id: int, ext: str):
     data = ledger.build_ledger(db.session, current_user, batch_id, unit_id=unit_id,
                                photo_dir=current_app.config["PHOTO_DIR"])
     body = ledger.ledger_xlsx(data) if ext == "xlsx" else ledger.ledger_docx(data)
-    response = send_file(io.BytesIO(body), as_attachment=True,
-                         download_name=ledger.ledger_filename(data, ext),
-                         mimetype=XLSX if ext == "xlsx" else DOCX)
+    response = send_file(io.BytesIO(body), mimetype=XLSX if ext == "xlsx" else DOCX)
+    response.headers["Content-Disposition"] = ledger.content_disposition(data, ext)
     response.headers["Cache-Control"] = "private, no-store"
     return response
 
@@ -199,5 +212,9 @@ def recheck(batch_id: int):
                                result=result), 400
     db.session.commit()
     flash(f"已导入州级复核: 通过 {result['passed']} 个，未通过 {result['failed']} 个 "
-          "(未通过的已退回整改中)", "ok")
+          f"(其中退回整改中并计返工 {result['reworked']} 个)", "ok")
+    for message in result["warnings"][:50]:
+        flash(message, "warn")
+    if len(result["warnings"]) > 50:
+        flash(f"另有 {len(result['warnings']) - 50} 条提示未显示", "warn")
     return redirect(url_for("batches.show", batch_id=batch_id))

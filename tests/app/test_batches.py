@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from html import unescape
 
 import pytest
 from openpyxl import Workbook
@@ -274,8 +275,9 @@ def test_recheck_import(world, session, client):
     assert first.status == "closed" and first.recheck_result == "passed"
     assert second.status == "rectifying" and second.rework_count == 1
     assert second.recheck_result == "failed" and second.recheck_note == "仍有垃圾"
-    assert fourth.status == "rectifying" and fourth.rework_count == 1
-    assert fourth.events[-1].action == "recheck"
+    # 序号 4 was never dispatched: the result is recorded, nothing is sent back.
+    assert fourth.status == "reported" and fourth.rework_count == 0
+    assert fourth.recheck_result == "failed" and fourth.events[-1].action == "recheck"
     assert session.get(Issue, issues[2].id).recheck_result is None
     batch = session.get(Batch, world["batch"].id)
     assert batch.recheck["passed"] == 1 and batch.recheck["failed"] == 2
@@ -354,3 +356,220 @@ def test_demo_batch_dispatches_in_one_step_and_unit_heads_see_their_actions(demo
         finally:
             session.rollback()
             session.remove()
+
+
+# ---------------------------------------------------------------------- review of issue #12
+
+
+def _post_recheck(client, batch_id, data, name="复核.xlsx"):
+    return client.post(f"/batches/{batch_id}/recheck", data={"file": (io.BytesIO(data), name)},
+                       content_type="multipart/form-data")
+
+
+def _submit(session, users, *issues):
+    for issue in issues:
+        transition(session, users["admin"], issue.id, "dispatch")
+        transition(session, users["west" if issue.unit_id == issues[0].unit_id else "east"],
+                   issue.id, "submit")
+    session.commit()
+
+
+def test_unit_head_sees_only_their_own_recheck_results(world, session, client):
+    """#2: the east list's 复核 is not shown to the west head; theirs is, without files."""
+    users, batch_id = world["users"], world["batch"].id
+    login(client, "admin")
+    east_only = _recheck_file([(4, "批次问题4", "未通过", "东区未整改")])
+    assert _post_recheck(client, batch_id, east_only, "rc_east.xlsx").status_code == 302
+    login(client, "west")
+    html = client.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert "州级复核" not in html and "rc_east.xlsx" not in html and "admin" not in html
+    west = _token(session, users["west"])
+    body = client.get(f"/api/v1/batches/{batch_id}",
+                      headers={"Authorization": f"Bearer {west}"}).get_json()
+    assert body["recheck"] is None
+    login(client, "admin")
+    mine = _recheck_file([(1, "批次问题1", "未通过", "西区未整改")])
+    assert _post_recheck(client, batch_id, mine, "rc_west.xlsx").status_code == 302
+    login(client, "west")
+    html = client.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert "已复核 <b>1</b> 个，通过 <b>0</b> 个，未通过 <b class=\"late\">1</b> 个" in html
+    assert "rc_east.xlsx" not in html and "rc_west.xlsx" not in html
+    body = client.get(f"/api/v1/batches/{batch_id}",
+                      headers={"Authorization": f"Bearer {west}"}).get_json()
+    assert body["recheck"] == {"rows": 1, "passed": 0, "failed": 1}
+    admin = _token(session, users["admin"])
+    full = client.get(f"/api/v1/batches/{batch_id}",
+                      headers={"Authorization": f"Bearer {admin}"}).get_json()["recheck"]
+    assert full["rows"] == 2 and full["failed"] == 2
+    assert [h["filename"] for h in full["history"]] == ["rc_east.xlsx", "rc_west.xlsx"]
+    assert full["last"]["by"] == "admin" and "sha256" not in str(full)
+
+
+def test_recheck_counts_every_upload_and_refuses_any_earlier_file(world, session, client):
+    """#3 and #4: counts over all problems' results; A, B, A again is a 409."""
+    users, issues, batch_id = world["users"], world["issues"], world["batch"].id
+    _submit(session, users, issues[0], issues[1])
+    login(client, "admin")
+    a = _recheck_file([(1, "批次问题1", "通过", ""), (2, "批次问题2", "未通过", "仍脏")])
+    b = _recheck_file([(4, "批次问题4", "未通过", "未见整改")])
+    assert _post_recheck(client, batch_id, a, "a.xlsx").status_code == 302
+    assert _post_recheck(client, batch_id, b, "b.xlsx").status_code == 302
+    again = _post_recheck(client, batch_id, a, "a-copy.xlsx")
+    assert again.status_code == 409 and "已导入过" in again.get_data(as_text=True)
+    session.expire_all()
+    assert session.get(Issue, issues[1].id).rework_count == 1
+    detail = batches.batch_progress(session, users["admin"], batch_id)
+    assert detail["recheck"]["rows"] == 3
+    assert (detail["recheck"]["passed"], detail["recheck"]["failed"]) == (1, 2)
+    html = client.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert "已复核 <b>3</b> 个" in html and "a.xlsx" in html and "b.xlsx" in html
+    # 复核 times are shown to the minute, not as raw ISO.
+    at = session.get(Batch, batch_id).recheck["at"]
+    assert at[:16].replace("T", " ") in html and at not in html
+    from docx import Document
+
+    doc = Document(io.BytesIO(client.get(f"/batches/{batch_id}/ledger.docx").data))
+    assert any("州级复核 3 个，通过 1 个，未通过 2 个" in p.text for p in doc.paragraphs)
+
+
+def test_recheck_failed_sends_back_only_submitted_or_closed(world, session, client):
+    """#5: reported/dispatched keep their status; rejected is a warning; closed reopens."""
+    users, issues, batch_id = world["users"], world["issues"], world["batch"].id
+    transition(session, users["admin"], issues[0].id, "dispatch")  # 1: dispatched
+    _submit(session, users, issues[1])
+    transition(session, users["inspector"], issues[1].id, "verify_ok")  # 2: closed
+    issues[3].status = "rejected"  # 4: 不予立案
+    session.commit()
+    data = _recheck_file([(1, "", "未通过", "没改"), (2, "", "未通过", "反弹"),
+                          (3, "", "未通过", "未派遣"), (4, "", "未通过", "")])
+    login(client, "admin")
+    response = _post_recheck(client, batch_id, data)
+    assert response.status_code == 302
+    session.expire_all()
+    dispatched, closed, reported, rejected = (session.get(Issue, issues[i].id)
+                                              for i in (0, 1, 2, 3))
+    assert dispatched.status == "dispatched" and dispatched.rework_count == 0
+    assert dispatched.recheck_result == "failed" and dispatched.events[-1].note.endswith("没改")
+    assert reported.status == "reported" and reported.rework_count == 0
+    assert closed.status == "rectifying" and closed.rework_count == 1
+    assert closed.closed_at is None
+    assert rejected.status == "rejected" and rejected.recheck_result is None
+    html = client.get(f"/batches/{batch_id}").get_data(as_text=True)
+    assert f"第 6 行: 问题 #{rejected.id} 已不予立案，未处理" in html
+    assert "1 行未处理" in html
+
+
+def test_recheck_empty_file_and_uncomputed_formula(world, session, client):
+    """#6: a header-only file is a 400; a formula without a cached value names its row."""
+    batch_id = world["batch"].id
+    login(client, "admin")
+    empty = _post_recheck(client, batch_id, _recheck_file([]))
+    assert empty.status_code == 400 and "复核文件中没有数据行" in empty.get_data(as_text=True)
+    formula = _recheck_file([(1, "批次问题1", "通过", ""), (2, "批次问题2", '=IF(1,"通过")', "")])
+    response = _post_recheck(client, batch_id, formula)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400 and "第 4 行" in text and "公式" in text
+    session.expire_all()
+    assert session.get(Batch, batch_id).recheck is None
+    assert session.get(Issue, world["issues"][0].id).recheck_result is None
+
+
+def test_a_stale_dispatch_is_skipped_not_a_409(world, session, client, app):
+    """#16: another request dispatched a problem meanwhile: skipped with a reason."""
+    from sqlalchemy.orm import Session
+
+    from app.extensions import db
+    from app.models import User
+
+    users, issues, batch_id = world["users"], world["issues"], world["batch"].id
+    for issue in issues:  # this request has read the batch ...
+        session.get(Issue, issue.id).status  # noqa: B018
+    with Session(db.engine) as other:  # ... while another one dispatches row 1
+        transition(other, other.get(User, users["admin"].id), issues[0].id, "dispatch")
+        other.commit()
+    result = batches.dispatch_batch(session, users["admin"], batch_id)
+    session.commit()
+    assert result.dispatched == 3
+    assert [(s["id"], s["code"]) for s in result.skipped if s["code"] == "raced"] == [
+        (issues[0].id, "raced")]
+    session.expire_all()
+    events = session.execute(select(IssueEvent).where(
+        IssueEvent.issue_id == issues[0].id, IssueEvent.action == "dispatch")).scalars().all()
+    assert len(events) == 1  # never dispatched twice
+    login(client, "admin")
+    again = client.post(f"/batches/{batch_id}/dispatch", follow_redirects=True)
+    assert again.status_code == 200 and "本批次已在派遣中或已派遣" in again.get_data(as_text=True)
+
+
+def test_conflicts_form_acts_only_on_this_batch_and_reports_bad_input(world, session, client):
+    """#17: ids of other batches are ignored and counted; bad input is a message."""
+    batch_id = world["batch"].id
+    conflict = world["issues"][2]
+    lonely = session.execute(select(Issue).where(Issue.batch_id == world["other"].id)).scalar_one()
+    lonely.routing_conflict = {"list": "西区单位", "category": None, "cell": "东区单位"}
+    session.commit()
+    login(client, "admin")
+    page = client.post(f"/batches/{batch_id}/conflicts", data={"ids": [lonely.id],
+                                                               "choice": "list"},
+                       follow_redirects=True)
+    assert page.status_code == 200 and "都不属于本批次" in page.get_data(as_text=True)
+    both = client.post(f"/batches/{batch_id}/conflicts",
+                       data={"ids": [lonely.id, conflict.id], "choice": "list"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "已处理 1 个单位冲突" in both and "忽略 1 个不属于本批次的问题" in both
+    session.expire_all()
+    assert session.get(Issue, lonely.id).routing_conflict is not None
+    assert session.get(Issue, conflict.id).routing_conflict is None
+    for data, words in (({"ids": "abc", "choice": "list"}, "问题编号 'abc' 无效"),
+                        ({"ids": [conflict.id], "choice": "xx"}, "处理方式 'xx' 无效")):
+        response = client.post(f"/batches/{batch_id}/conflicts", data=data)
+        assert response.status_code == 302
+        html = client.get(response.headers["Location"]).get_data(as_text=True)
+        assert words in unescape(html)
+
+
+def test_unknown_unit_filter_is_404_for_every_id(world, client):
+    """#18: a unit that does not exist is 404, whether or not the id fits 32 bits."""
+    batch_id = world["batch"].id
+    login(client, "admin")
+    for unit in (2147483647, 99999, 2147483648, -1):
+        assert client.get(f"/batches/{batch_id}?unit={unit}").status_code == 404, unit
+    assert client.get(f"/batches/{batch_id}?unit={world['west'].id}").status_code == 200
+    login(client, "west")
+    assert client.get(f"/batches/{batch_id}?unit={world['east'].id}").status_code == 404
+
+
+def test_dispatch_is_one_transaction_the_caller_commits(world, session):
+    """Per-problem savepoints must not commit on their own (SQLite's SAVEPOINT quirk)."""
+    batches.dispatch_batch(session, world["users"]["admin"], world["batch"].id)
+    session.rollback()
+    session.expire_all()
+    assert {session.get(Issue, i.id).status for i in world["issues"]} == {"reported"}
+    assert not session.execute(select(IssueEvent).where(IssueEvent.action == "dispatch")).first()
+
+
+def test_simultaneous_dispatch_clicks_all_land_on_the_batch_page(world, app, session):
+    """#16: three dispatch requests at once: all redirect, each problem dispatched once."""
+    import threading
+
+    batch_id = world["batch"].id
+    clients = [app.test_client() for _ in range(3)]
+    for c in clients:
+        login(c, "admin")
+    barrier = threading.Barrier(3)
+    codes: list[int] = []
+
+    def click(c):
+        barrier.wait()
+        codes.append(c.post(f"/batches/{batch_id}/dispatch").status_code)
+
+    threads = [threading.Thread(target=click, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert codes == [302, 302, 302]
+    session.expire_all()
+    events = session.execute(select(IssueEvent.issue_id).where(
+        IssueEvent.action == "dispatch")).scalars().all()
+    assert sorted(events) == sorted(i.id for i in world["issues"][:4])
