@@ -200,9 +200,11 @@ def issue_token(session, user: User, *, name: str | None = None) -> str:
 
 def user_from_bearer(header: str | None) -> User | None:
     """Resolve ``Authorization: Bearer <token>`` to an active user, or None."""
-    if not header or not header.lower().startswith("bearer "):
+    scheme, _, token = (header or "").strip().partition(" ")
+    token = token.strip()
+    # "Bearer " or "bearer  " carries no token: nobody, as for a wrong one (never a 500).
+    if scheme.lower() != "bearer" or not token:
         return None
-    token = header.split(None, 1)[1].strip()
     row = db.session.execute(
         select(ApiToken).where(ApiToken.token_hash == hash_token(token))
     ).scalar_one_or_none()

@@ -13,7 +13,9 @@ a description, ExtendedData and a semi-transparent polygon style.
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 import tempfile
 import warnings
 import xml.etree.ElementTree as ET
@@ -100,6 +102,41 @@ _MIME = {
 }
 _KML_NS = "http://www.opengis.net/kml/2.2"
 
+log = logging.getLogger(__name__)
+
+_UNREADABLE = "不是可识别的 GeoJSON/GeoPackage/Shapefile/KML 文件 (文件可能已损坏或扩展名不对)"
+
+
+def _unreadable(name: str, exc: Exception, *, what: str = "图层文件") -> LayerReadError:
+    """The error for a file GDAL cannot read: Chinese, naming only the file's own name.
+
+    GDAL's own text (English, with the server's path to the upload) goes to the log;
+    the person uploading hears what is wrong and what to check.
+
+    Parameters
+    ----------
+    name : str
+        The file's name as uploaded (no folder).
+    exc : Exception
+        What GDAL/pyogrio raised.
+    what : str
+        How the message calls the file ("图层文件", "KML 文件").
+
+    Returns
+    -------
+    LayerReadError
+        To be raised ``from exc`` by the caller.
+    """
+    log.info("cannot read layer file %s: %s", name, exc)
+    text = str(exc)
+    truncated = re.search(r"at line \d+|unterminated|unexpected end|parse error|json", text, re.I)
+    if truncated and "not recognized" not in text:
+        detail = "文件内容不完整或格式有误 (可能上传中断或文件已损坏)"
+    else:
+        detail = _UNREADABLE
+    msg = f"无法读取{what} {name}: {detail}"
+    return LayerReadError(msg)
+
 
 # ------------------------------------------------------------------------------ reading
 
@@ -149,7 +186,7 @@ def read_layer(
         raise LayerReadError(msg)
     convert = _coordinate_converter(source_crs)
     if not path.is_file():
-        msg = f"找不到图层文件: {path}"
+        msg = f"找不到图层文件: {path.name}"
         raise LayerReadError(msg)
     if path.stat().st_size == 0:
         msg = f"图层文件 {path.name} 是空文件 (0 字节)"
@@ -203,8 +240,7 @@ def _read_ogr(source: str, *, name: str, layer: str | None) -> gpd.GeoDataFrame:
     try:
         layers = pyogrio.list_layers(source)
     except Exception as exc:  # pyogrio raises several DataSourceError flavours
-        msg = f"无法读取图层文件 {name}: {exc}"
-        raise LayerReadError(msg) from exc
+        raise _unreadable(name, exc) from exc
     names = [str(row[0]) for row in layers]
     if layer is not None and layer not in names:
         msg = f"图层文件 {name} 中没有图层 {layer!r} (有: {', '.join(names)})"
@@ -220,8 +256,7 @@ def _read_ogr(source: str, *, name: str, layer: str | None) -> gpd.GeoDataFrame:
             warnings.simplefilter("ignore", RuntimeWarning)
             return pyogrio.read_dataframe(source, layer=layer)
     except Exception as exc:
-        msg = f"无法读取图层文件 {name}: {exc}"
-        raise LayerReadError(msg) from exc
+        raise _unreadable(name, exc) from exc
 
 
 def _zip_source(path: Path, *, layer: str | None) -> str:
@@ -281,8 +316,7 @@ def _read_kml(path: Path, *, layer: str | None) -> gpd.GeoDataFrame:
     except Exception as exc:
         if not parsed.empty:
             return parsed  # placemarks without geometry: reported by the row check
-        msg = f"无法读取 KML 文件 {path.name}: {exc}"
-        raise LayerReadError(msg) from exc
+        raise _unreadable(path.name, exc, what=" KML 文件") from exc
     frames = [f for f in frames if not f.empty]
     if not frames:
         return parsed
@@ -521,6 +555,51 @@ def _find_column(columns: list[str], candidates: tuple[str, ...]) -> str | None:
     return None
 
 
+# C0/C1 controls (tab and newline kept), lone surrogates, non-characters, and the
+# zero-width/direction marks that make two equal names differ: the same set
+# app.services.text.clean_text strips (gis/ cannot import app).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+def clean_prop_text(value: str) -> str:
+    """Return a feature's text without control or invisible characters, trimmed.
+
+    Parameters
+    ----------
+    value : str
+        A name or property value as the file carries it.
+
+    Returns
+    -------
+    str
+        The text with carriage returns folded into newlines and the characters above
+        removed (a ``\\x07`` pasted into a name never reaches the database or an export).
+    """
+    text = _INVISIBLE.sub("", _CONTROL.sub("", value))
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _clean_props(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Clean every text property value and column name (the geometry is left alone)."""
+    geometry = gdf.geometry.name
+    renames = {c: clean_prop_text(c) or c for c in gdf.columns
+               if isinstance(c, str) and c != geometry and clean_prop_text(c) != c}
+    for column in gdf.columns:
+        dtype = gdf[column].dtype
+        if column == geometry or not (
+            pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+        ):
+            continue
+        values = gdf[column].tolist()
+        cleaned = [clean_prop_text(v) if isinstance(v, str) else v for v in values]
+        if cleaned != values:
+            gdf[column] = pd.Series(cleaned, index=gdf.index, dtype=dtype)
+    if renames and not set(renames.values()) & (set(gdf.columns) - set(renames)):
+        gdf = gdf.rename(columns=renames)
+    return gdf
+
+
 def _clean_text(value: object) -> str | None:
     if value is None:
         return None
@@ -534,14 +613,14 @@ def _clean_text(value: object) -> str | None:
         return _clean_text(float(value))
     if value is pd.NA or value is pd.NaT:
         return None
-    text = str(value).strip()
+    text = clean_prop_text(str(value))
     return text or None
 
 
 def _normalise_columns(gdf: gpd.GeoDataFrame, *, kind: str, name: str) -> gpd.GeoDataFrame:
+    gdf = _clean_props(gdf.copy())
     columns = [c for c in gdf.columns if c != gdf.geometry.name]
     name_col = _find_column(columns, _NAME_COLUMNS)
-    gdf = gdf.copy()
     if name_col is not None and name_col != "name":
         gdf = gdf.drop(columns=["name"], errors="ignore").rename(columns={name_col: "name"})
     if "name" in gdf.columns:

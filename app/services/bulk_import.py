@@ -51,8 +51,8 @@ from app.services.importer import (
     batch_seq_of,
     coord_system_of,
     describe_row,
-    parse_date,
     parse_deadline,
+    parse_found_date,
     row_ref,
 )
 from app.services.issues import IssueInput, validate_input
@@ -416,12 +416,13 @@ def import_records_bulk(
         )
     }
 
-    # 1. 发现时间, each distinct value parsed once.
+    # 1. 发现时间, each distinct value parsed once (a future date is refused, as per row).
+    today = today_local()
     codes, uniques = _factorize(col["found_at"])
     parsed = []
     for value in uniques:
         try:
-            parsed.append(parse_date(value, field_name="发现时间"))
+            parsed.append(parse_found_date(value, field_name="发现时间", today=today))
         except ValidationError:
             parsed.append(ValidationError)
     found: list[date | None] = [None] * n
@@ -429,7 +430,9 @@ def import_records_bulk(
         value = parsed[code] if code >= 0 else None
         if value is ValidationError or (code < 0 and col["found_at"][i] is not None):
             try:  # the scalar parser words the message with the row number
-                value = parse_date(col["found_at"][i], field_name=f"第{rows[i]}行: 发现时间")
+                value = parse_found_date(
+                    col["found_at"][i], field_name=f"第{rows[i]}行: 发现时间", today=today
+                )
             except ValidationError as exc:
                 errors[0][i] = str(exc)
                 value = None
@@ -437,7 +440,6 @@ def import_records_bulk(
 
     # 2. 整改时限 against the found date, per distinct (value, date); rows whose date
     # failed are not parsed, as the per-row path stops at their first error.
-    today = today_local()
     codes, uniques = _factorize(col["deadline"])
     deadline_cache: dict[tuple[int, date], object] = {}
     given_deadline: list[date | None] = [None] * n

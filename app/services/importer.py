@@ -22,9 +22,11 @@ import re
 import secrets
 import time
 import unicodedata
+import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 from sqlalchemy import select
 
@@ -219,14 +221,78 @@ def _grid_xlsx(data: bytes, filename: str, images: list | None = None) -> list[l
     except Exception:  # a zip that is not a workbook (docx, jar, broken file)
         msg = f"{INVALID_FILE}: {filename}"
         raise ValidationError(msg) from None
+    formulas = _uncached_formulas(data) if _has_formulas(data) else {}
     sheets = []
-    for ws in wb.worksheets:
+    for n, ws in enumerate(wb.worksheets):
         grid = [list(row) for row in ws.iter_rows(values_only=True)]
+        for (r, c), text in formulas.get(n, {}).items():
+            if r < len(grid) and c < len(grid[r]) and grid[r][c] is None:
+                grid[r][c] = text
         merges = [(r.min_row, r.min_col, r.max_row, r.max_col) for r in ws.merged_cells.ranges]
         sheets.append(_fill_merges(grid, merges))
         if images is not None:
             images.append(_sheet_images(ws))
     return sheets
+
+
+def _has_formulas(data: bytes) -> bool:
+    """Whether any worksheet of the workbook holds a formula (``<f>`` element)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for member in zf.namelist():
+                if member.startswith("xl/worksheets/") and member.endswith(".xml"):
+                    with zf.open(member) as part:
+                        while chunk := part.read(1 << 20):
+                            if b"<f>" in chunk or b"<f " in chunk:
+                                return True
+    except (zipfile.BadZipFile, OSError, KeyError):
+        return False
+    return False
+
+
+_HYPERLINK = re.compile(r'\s*HYPERLINK\(\s*"([^"]*)"\s*(?:,\s*"([^"]*)"\s*)?\)\s*', re.I)
+
+
+def formula_text(formula: str) -> str:
+    """The text a formula cell stands for when it has no computed value.
+
+    ``=HYPERLINK("http://…","人民路23号")`` gives its label (or the address when it has
+    none); any other formula gives its text without the leading ``=``.
+    """
+    body = formula[1:] if formula.startswith("=") else formula
+    if m := _HYPERLINK.fullmatch(body):
+        return m[2] or m[1]
+    return body
+
+
+def _uncached_formulas(data: bytes) -> dict[int, dict[tuple[int, int], str]]:
+    """Formula text (without the ``=``) of every formula cell, by sheet and 0-based cell.
+
+    A list saved by a program that does not compute formulas (WPS exports, generators,
+    ``=HYPERLINK("…","某某路")`` typed into 问题地点) has formulas without a cached value;
+    read with ``data_only`` they are empty, and the row would lose its place or words.
+    Their text is kept instead: a person can read it, and the row is kept, not dropped
+    (a text written to a spreadsheet later is guarded by ``safe_cell``). Read-only mode
+    streams the sheets, so a second pass costs little memory.
+    """
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    except Exception:  # the data_only pass read it; a failure here only loses the fallback
+        return {}
+    out: dict[int, dict[tuple[int, int], str]] = {}
+    try:
+        for n, ws in enumerate(wb.worksheets):
+            cells: dict[tuple[int, int], str] = {}
+            for r, row in enumerate(ws.iter_rows(min_row=1, min_col=1, values_only=True)):
+                for c, value in enumerate(row):
+                    if isinstance(value, str) and value.startswith("=") and len(value) > 1:
+                        cells[(r, c)] = formula_text(value)
+            out[n] = cells
+    finally:
+        wb.close()
+    return out
 
 
 def _sheet_images(ws) -> dict[int, list[bytes]]:
@@ -535,6 +601,42 @@ def parse_date(value, *, field_name: str, today: date | None = None) -> date | N
     raise ValidationError(msg)
 
 
+# A list may be dated by a clock a day ahead of the county's (another time zone, a
+# late-evening entry); anything later is a typo (2030 for 2026) and would push the
+# problem's deadline years ahead.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def parse_found_date(value, *, field_name: str, today: date | None = None) -> date | None:
+    """发现时间 as a date, refused when it lies after the county's today (+1 day).
+
+    Parameters
+    ----------
+    value
+        The cell's value (text, date, datetime or an Excel serial number).
+    field_name
+        The field as the message names it (with the row: "第5行: 发现时间").
+    today
+        The county's date (default ``today_local()``).
+
+    Returns
+    -------
+    date or None
+        None for an empty cell.
+
+    Raises
+    ------
+    ValidationError
+        When the value is no date, or a date in the future.
+    """
+    today = today or today_local()
+    found = parse_date(value, field_name=field_name, today=today)
+    if found is not None and found > today + FUTURE_TOLERANCE:
+        msg = f"{field_name} {found.isoformat()} 晚于今天 ({today.isoformat()})"
+        raise ValidationError(msg)
+    return found
+
+
 def _number(text: str) -> int:
     if text.isdigit():
         return int(text)
@@ -695,7 +797,7 @@ def _prepare(
     """Turn one row into an IssueInput, raising ValidationError naming row and field."""
     row = record["_row"]
     where = f"第{row}行: "
-    found = parse_date(record.get("found_at"), field_name=f"{where}发现时间")
+    found = parse_found_date(record.get("found_at"), field_name=f"{where}发现时间")
     deadline = parse_deadline(
         record.get("deadline"), found or today_local(), calendar, field_name=f"{where}整改时限"
     )
@@ -892,6 +994,66 @@ def _batch_source(records: list[dict], default: str) -> str:
     return default
 
 
+# A script or style element goes with its content; any other tag leaves its text.
+_TAG = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<[^>]*>", re.I | re.S)
+# Characters Windows refuses in a file name: never part of a list's name, often of an attack.
+_NAME_JUNK = re.compile(r'[<>:"|?*\ufffd]')
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+
+
+def file_base_name(filename: object) -> str:
+    """A file's own name as a person would read it: no folders, escapes or control chars.
+
+    ``..\\..\\<script>…</script>"名单\\x07%0d%0a.xlsx`` gives ``名单.xlsx``: percent-escapes
+    are decoded (then their control characters dropped), tags and characters no file name
+    may hold are removed, and only the part after the last ``/`` or ``\\`` is kept.
+
+    Parameters
+    ----------
+    filename
+        The name as uploaded or given on the command line.
+
+    Returns
+    -------
+    str
+        The readable name with its extension; "清单" (plus the extension) when nothing
+        readable is left.
+    """
+    raw = _readable_name(filename)
+    ext = _EXTENSION.search(raw)
+    suffix = ext.group(0).lower() if ext else ""
+    stem = (raw[: ext.start()] if ext else raw).strip(" .")
+    return (stem or "清单") + suffix
+
+
+def _readable_name(filename: object) -> str:
+    text = unquote(str(filename or ""), errors="replace")
+    text = _TAG.sub("", text)
+    text = re.split(r"[\\/]", text)[-1]
+    # A decoded %0d%0a (or a pasted tab) is no part of a name: drop it, not fold it.
+    text = _NAME_JUNK.sub("", re.sub(r"[\t\r\n]", "", text))
+    return clean_text(text, multiline=False)
+
+
+def batch_name_of_file(filename: object, *, today: date | None = None) -> str:
+    """The name a batch gets from its file: the readable base name without the extension.
+
+    Parameters
+    ----------
+    filename
+        The name as uploaded.
+    today
+        The county's date for the fallback (default ``today_local()``).
+
+    Returns
+    -------
+    str
+        At most 200 characters; "导入清单 <date>" when nothing readable is left.
+    """
+    name = _EXTENSION.sub("", _readable_name(filename)).strip(" .")
+    return name[:200] or f"导入清单 {(today or today_local()).isoformat()}"
+
+
 def open_batch(
     session,
     user: User | None,
@@ -942,13 +1104,13 @@ def open_batch(
             return session.get(Batch, batch_id)
     if not create:
         return None
-    name_of_file = (sheet.filename if sheet is not None else filename) or "清单"
-    title = sheet.title if sheet is not None else None
+    name_of_file = (sheet.filename if sheet is not None else filename) or ""
+    title = clean_text(sheet.title, multiline=False) if sheet is not None else ""
     batch = Batch(
-        name=(title or Path(name_of_file).stem or name_of_file)[:200],
+        name=(title or batch_name_of_file(name_of_file))[:200],
         source=source,
         received_on=received_on or today_local(),
-        filename=Path(name_of_file).name[:255],
+        filename=file_base_name(name_of_file)[:255],
         file_sha256=sha,
         created_by_id=user.id if user is not None else None,
         summary={},
@@ -1164,7 +1326,7 @@ def store_upload(directory: Path, user: User, data: bytes, filename: str) -> str
     blob.write_bytes(data)
     meta.write_text(
         json.dumps(
-            {"user_id": user.id, "filename": Path(filename).name, "at": time.time()},
+            {"user_id": user.id, "filename": file_base_name(filename), "at": time.time()},
             ensure_ascii=False,
         ),
         encoding="utf-8",

@@ -14,6 +14,7 @@ on a thread of its own with a session of its own.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -30,6 +31,8 @@ from app.services.layers import (
     is_osm_file,
     store_layer,
 )
+
+log = logging.getLogger(__name__)
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".kml", ".kmz")
 UPLOAD_SUFFIXES = (*VECTOR_SUFFIXES, ".osm", ".osm.gz", ".osm.bz2", ".osm.pbf", ".pbf")
@@ -239,7 +242,12 @@ def run_layer_job(session, directory: str | Path, token: str, user_id: int | Non
         from gis.errors import GisError
 
         known = isinstance(exc, ServiceError | GisError)
+        if not known:
+            log.exception("layer import %s failed", token)
         message = str(exc) if known else f"导入失败 (内部错误: {type(exc).__name__})"
+        # Never show the server's folders: a message that quotes a path keeps the file's name.
+        for place in (str(folder.resolve()), str(folder), str(Path(directory).resolve())):
+            message = message.replace(place + os.sep, "").replace(place, "")
         record.update(state="error", stage="失败", error=message)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from app.models import Setting, Unit, UnitAlias, User
 from app.services.errors import ConflictError, NotFoundError, ValidationError
+from app.services.params import is_id, parse_id, shown
 from app.services.text import clean_text
 
 # Separators between several units in one cell; whitespace is tried last (a name may
@@ -286,9 +287,29 @@ def _check_alias(alias: str, *, where: str = "") -> str:
     return alias
 
 
+def _alias_row(session, alias_id: object, hint: str = "") -> UnitAlias:
+    """The alias row with this id as a form sent it; NotFoundError for anything else.
+
+    Parameters
+    ----------
+    session
+        The database session.
+    alias_id
+        The id as sent (text from a form, or an int); a value no database id can be
+        (``99999999999999999999``, ``abc``) is "not found", never an overflow in the driver.
+    hint
+        Appended to the message (e.g. why a row may be gone).
+    """
+    row = session.get(UnitAlias, parse_id(alias_id)) if is_id(alias_id) else None
+    if row is None:
+        msg = f"别名 {shown(alias_id)} 不存在" + (f" {hint}" if hint else "")
+        raise NotFoundError(msg)
+    return row
+
+
 def save_unit_alias(
     session, user: User | None, alias: str, unit_name: str, *,
-    alias_id: int | None = None, ip: str | None = None,
+    alias_id: object = None, ip: str | None = None,
 ) -> UnitAlias:
     """Add an alias, or change one (``alias_id``); refuse a name another unit already has."""
     from app.services.audit import record
@@ -297,11 +318,8 @@ def save_unit_alias(
     alias = _check_alias(alias)
     unit = _unit_named(session, unit_name)
     row = None
-    if alias_id is not None:
-        row = session.get(UnitAlias, alias_id)
-        if row is None:
-            msg = f"别名 {alias_id} 不存在 (可能已被他人删除)"
-            raise NotFoundError(msg)
+    if alias_id is not None and str(alias_id).strip() != "":
+        row = _alias_row(session, alias_id, "(可能已被他人删除)")
     taken = session.execute(select(UnitAlias).where(UnitAlias.alias == alias)).scalar()
     if taken is not None and taken is not row:
         msg = f"别名「{alias}」已存在 (对应「{taken.unit.name}」)，请直接修改该行"
@@ -320,15 +338,14 @@ def save_unit_alias(
     return row
 
 
-def delete_unit_alias(session, user: User | None, alias_id: int, *, ip: str | None = None) -> str:
+def delete_unit_alias(
+    session, user: User | None, alias_id: object, *, ip: str | None = None
+) -> str:
     """Remove one alias; return its text."""
     from app.services.audit import record
 
     _admin(user)
-    row = session.get(UnitAlias, alias_id)
-    if row is None:
-        msg = f"别名 {alias_id} 不存在"
-        raise NotFoundError(msg)
+    row = _alias_row(session, alias_id)
     alias = row.alias
     session.delete(row)
     session.flush()

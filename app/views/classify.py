@@ -9,6 +9,7 @@ from app.extensions import db, login_manager
 from app.services import categories, classify
 from app.services.access import require
 from app.services.errors import ServiceError
+from app.services.params import is_id
 
 bp = Blueprint("classify", __name__, url_prefix="/issues/pending")
 
@@ -52,6 +53,12 @@ def queue():
 def apply():
     """Set the chosen category on the ticked problems."""
     picked = request.form.getlist("issue_id")
+    # A number no database id can be (2147483648, 99999999999999999999) names no problem:
+    # 404 here, before the driver overflows on it (PostgreSQL's ids are 32-bit).
+    beyond = next((p.strip() for p in picked if p.strip().isdigit() and not is_id(p)), None)
+    if beyond is not None:
+        cut = beyond if len(beyond) <= 24 else beyond[:23] + "…"
+        return _page(404, f"问题 #{cut} 不存在", picked)
     try:
         result = classify.classify_issues(db.session, current_user, picked,
                                           request.form.get("category"))

@@ -49,7 +49,7 @@ def index():
 def save():
     """Add an alias, or change one (``alias_id`` names the row being edited)."""
     form = request.form
-    alias_id = form.get("alias_id", type=int)
+    alias_id = form.get("alias_id")  # checked by the service: a bad id is 404, not a 500
     try:
         row = unit_names.save_unit_alias(
             db.session, current_user, form.get("alias", ""), form.get("unit", ""),
@@ -66,8 +66,9 @@ def save():
 @bp.post("/delete")
 def delete():
     """Delete one alias."""
-    alias_id = request.form.get("alias_id", type=int) or 0
-    alias = unit_names.delete_unit_alias(db.session, current_user, alias_id, ip=request.remote_addr)
+    alias = unit_names.delete_unit_alias(
+        db.session, current_user, request.form.get("alias_id", ""), ip=request.remote_addr
+    )
     db.session.commit()
     flash(f"单位别名「{alias}」已删除", "ok")
     return redirect(url_for("unit_aliases.index"))

@@ -92,6 +92,25 @@ def test_reads_need_a_token(client, town, url):
     )
 
 
+@pytest.mark.parametrize("header", ["Bearer ", "bearer  ", "Bearer", "Bearer \t "])
+def test_an_empty_bearer_token_is_refused_like_a_bad_one(client, town, header):
+    """Regression (#13): an empty token was an IndexError (500) at every token door."""
+    bad = {"Authorization": "Bearer sg_not-a-real-token"}
+    empty = {"Authorization": header}
+    for url in ("/api/v1/issues", "/api/v1/batches", "/ogc/collections",
+                "/open311/v2/requests.json"):
+        expected = client.get(url, headers=bad).status_code
+        response = client.get(url, headers=empty)
+        assert response.status_code == expected, (url, response.status_code)
+        assert response.status_code < 500
+    assert client.get("/api/v1/issues", headers=empty).status_code == 401
+    assert client.get("/api/v1/batches", headers=empty).status_code == 401
+    assert client.get("/ogc/collections", headers=empty).status_code == 401
+    # A good token still works after the stricter parse.
+    good = {"Authorization": f"Bearer  {town['tokens']['admin']} "}
+    assert client.get("/api/v1/issues", headers=good).status_code == 200
+
+
 def test_session_cookie_is_not_enough(client, town):
     from tests.conftest import login
 

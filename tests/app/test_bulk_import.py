@@ -52,8 +52,9 @@ def mixed_rows() -> list[list]:
         row(10, "写明日期的时限", deadline="2026年11月30日", lon=w1[0], lat=w1[1] - 0.001),
         row(
             11,
-            "明年的问题 (节假日未录入)",
-            found="2027-01-05",
+            # chinese-calendar's table starts in 2004; a future year is refused (#13).
+            "节假日未录入的年份",
+            found="2003-06-05",
             deadline=None,
             lon=e2[0] - 0.0003,
             lat=e2[1],
@@ -151,7 +152,7 @@ def test_bulk_path_stores_what_the_per_row_path_stores(session, world):
     assert by_seq["只有地点没有坐标"]["needs_placement"] is True
     assert by_seq["只有地点没有坐标"]["unit"] == world["east"].id
     assert by_seq["网格外的点"]["outside"] is True
-    assert by_seq["明年的问题 (节假日未录入)"]["event"][6]["calendar_warnings"]
+    assert by_seq["节假日未录入的年份"]["event"][6]["calendar_warnings"]
     assert by_seq["全角数字坐标"]["cell"] is not None
     assert all(v["version"] == 1 for v in got.values())
 
@@ -313,3 +314,39 @@ def test_a_row_with_a_place_but_no_description_is_kept(session, world, bulk):
     texts = sorted(session.execute(
         select(Issue.description).where(Issue.id.in_(result.issue_ids))).scalars())
     assert texts == ["（清单未填写问题描述） 某某路", "（清单未填写问题描述） 背街小巷"]
+
+
+def test_a_future_found_date_is_refused_alike_on_both_paths(session, world):
+    """Regression (#13): 发现时间 2030-01-01 was imported with a deadline in 2030."""
+    from app.models import today_local
+
+    admin = world["users"]["admin"]
+    w = west_point(0)
+    today = today_local()
+    rows = [
+        row(1, "今天发现", found=today.isoformat(), lon=w[0], lat=w[1]),
+        row(2, "明天 (时钟快一天, 容许)", found=(today + timedelta(days=1)).isoformat(),
+            lon=w[0], lat=w[1] - 0.001),
+        row(3, "后天", found=(today + timedelta(days=2)).isoformat(), lon=w[0], lat=w[1]),
+        row(4, "年份写错", found="2030-01-01", lon=w[0], lat=w[1]),
+        row(5, "年份写错 (年月日)", found="2030年1月1日", lon=w[0], lat=w[1]),
+    ]
+    before = session.execute(select(func.count(Issue.id))).scalar()
+    data = csv_bytes(rows)
+    slow = run(session, admin, data, "清单.csv", bulk=False)
+    fast = run(session, admin, data, "清单.csv", bulk=True)
+    assert slow.aborted and fast.aborted
+    assert fast.rejected == slow.rejected
+    reasons = dict(fast.rejected)
+    assert sorted(reasons) == [4, 5, 6]
+    after = (today + timedelta(days=2)).isoformat()
+    assert reasons[4] == f"第4行: 发现时间 {after} 晚于今天 ({today.isoformat()})"
+    assert reasons[5].startswith("第5行: 发现时间 2030-01-01 晚于今天")
+    assert reasons[6].startswith("第6行: 发现时间 2030-01-01 晚于今天")
+    assert session.execute(select(func.count(Issue.id))).scalar() == before
+    # Skipping the bad rows imports the good ones, dated as written.
+    good = run(session, admin, data, "清单.csv", bulk=True, skip_errors=True)
+    assert good.imported == 2
+    found = sorted(session.execute(
+        select(Issue.found_at).where(Issue.id.in_(good.issue_ids))).scalars())
+    assert [f.date() for f in found] == [today, today + timedelta(days=1)]

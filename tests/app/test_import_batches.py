@@ -515,3 +515,48 @@ def test_web_dispatch_on_import(session, world, client, app, tmp_path):
     statuses = session.execute(select(Issue.status)).scalars().all()
     dispatched = statuses.count("dispatched")
     assert dispatched >= 1 and f"已派遣 {dispatched} 个问题" in page
+
+
+# ---- #13: hostile ids and file names -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "alias_id", ["99999999999999999999", "2147483648", "-1", "abc", "1e3", "０"]
+)
+def test_unit_alias_edit_and_delete_with_an_impossible_id_is_404(
+    session, world, client, alias_id
+):
+    """Regression (#13): a huge alias_id was an OverflowError (500) in the driver."""
+    login(client, "admin")
+    response = client.post("/admin/tables/unit-aliases/",
+                           data={"alias_id": alias_id, "alias": "县环卫站", "unit": "东区单位"})
+    assert response.status_code == 404
+    assert "不存在" in response.get_data(as_text=True)
+    assert client.post("/admin/tables/unit-aliases/delete",
+                       data={"alias_id": alias_id}).status_code == 404
+    assert client.post("/admin/tables/unit-aliases/delete", data={}).status_code == 404
+    # Nothing was added in place of the row that does not exist.
+    assert session.execute(select(func.count(UnitAlias.id))).scalar() == 0
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["per-row", "bulk"])
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ('..\\..\\<script>alert(1)</script>"名单\x07%0d%0a.xlsx', "名单"),
+        ("../../etc/11月暗访%E9%97%AE%E9%A2%98.csv", "11月暗访问题"),
+        ("<b></b>\u200b\x07%0d%0a.csv", None),  # nothing readable: dated fallback
+    ],
+)
+def test_a_batch_named_after_a_hostile_file_name_is_readable(
+    session, world, bulk, filename, expected
+):
+    admin = world["users"]["admin"]
+    rows = listed_rows()[:2]
+    data = workbook_bytes(rows, title=None) if filename.endswith(".xlsx") else csv_bytes(rows)
+    result = run(session, admin, data, filename, bulk=bulk)
+    assert result.imported == 2, result.rejected
+    batch = session.get(Batch, result.batch_id)
+    assert batch.name == (expected or f"导入清单 {today_local().isoformat()}")
+    for bad in ("\x07", "\r", "\n", "%0d", "<", ">", '"', "\\", "/"):
+        assert bad not in batch.name and bad not in batch.filename

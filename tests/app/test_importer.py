@@ -668,3 +668,35 @@ def _on_cell_edge(cell, lon: float, lat: float, *, tolerance_m: float = 1.0) -> 
         transform(to_utm, cell.shape).exterior.distance(transform(to_utm, Point(lon, lat)))
         <= tolerance_m
     )
+
+
+# ---- #13: formula cells without a cached value -------------------------------------------
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["per-row", "bulk"])
+def test_formula_cells_without_a_value_keep_their_text(session, town, bulk):
+    """openpyxl (like WPS exports and list generators) writes formulas without a computed
+    value; read ``data_only`` they were empty, and the row lost its words or its place."""
+    w = west_point(1)
+    rows = [
+        row(1, '=HYPERLINK("http://xc.example/p/1","垃圾桶满溢")', address="人民路口",
+            lon=w[0], lat=w[1]),
+        row(2, "路面有油污", address='=CONCATENATE("人民路","23号")', lon=w[0],
+            lat=w[1] - 0.001),
+        row(3, "没有公式的一行", address='=HYPERLINK("http://map.example/x")',
+            lon=w[0], lat=w[1] - 0.002),
+    ]
+    data = workbook_bytes(rows)
+    sheet = importer.load_sheet(data, "清单.xlsx")
+    assert sheet.rows[0][1][1] == "垃圾桶满溢"  # the reader itself keeps the text
+    _, result = importer.import_file(session, town["users"]["admin"], data, "清单.xlsx",
+                                     bulk=bulk)
+    assert result.rejected == [] and result.imported == 3
+    got = dict(session.execute(
+        select(Issue.description, Issue.address).where(Issue.id.in_(result.issue_ids))
+    ).all())
+    assert got == {
+        "垃圾桶满溢": "人民路口",
+        "路面有油污": 'CONCATENATE("人民路","23号")',
+        "没有公式的一行": "http://map.example/x",
+    }

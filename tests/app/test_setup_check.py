@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from datetime import date
 from pathlib import Path
@@ -214,6 +215,63 @@ def test_bad_upload_ends_with_a_clear_error_and_stores_nothing(client, session, 
     )
     assert wrong.status_code == 400
     assert "不支持的文件 城区.txt" in wrong.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b"PK\x03\x04\x14\x00\x06\x00[Content_Types].xml word/document.xml", "不是可识别的"),
+        (b'{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": ',
+         "不完整"),
+    ],
+)
+def test_an_unreadable_layer_upload_is_explained_in_chinese_without_server_paths(
+    client, session, factory, jobs, content, detail
+):
+    """Regression (#13): GDAL's English with /…/instance/jobs/<token>/d.geojson was shown."""
+    factory.town()
+    login(client, "admin")
+    answer = client.post(
+        "/grids/layers",
+        data={"file": (io.BytesIO(content), "d.geojson"), "kind": "pois"},
+        headers={"Accept": "application/json"},
+    )
+    assert answer.status_code == 202
+    body = answer.get_json()
+    job = _wait(client, body["status_url"])
+    assert job["state"] == "error"
+    assert job["error"].startswith("无法读取图层文件 d.geojson: "), job["error"]
+    assert detail in job["error"]
+    for leak in (str(jobs), body["token"], "recognized", "driver", "/tmp"):
+        assert leak not in job["error"]
+    page = client.get(f"/grids/layers?job={body['token']}").get_data(as_text=True)
+    assert "无法读取图层文件 d.geojson" in page and str(jobs) not in page
+    session.expire_all()
+    assert session.execute(select(Layer)).scalars().first() is None
+
+
+def test_a_layer_upload_stores_names_and_props_without_control_characters(
+    client, session, factory, jobs
+):
+    factory.town()
+    login(client, "admin")
+    data = (
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+        '{"name": "城东\\u0007农贸市场", "类型": "农贸\\u001b市场"}, "geometry": '
+        '{"type": "Point", "coordinates": [103.501, 22.7995]}}]}'
+    ).encode()
+    answer = client.post(
+        "/grids/layers", data={"file": (io.BytesIO(data), "市场.geojson"), "kind": "pois"},
+        headers={"Accept": "application/json"},
+    )
+    job = _wait(client, answer.get_json()["status_url"])
+    assert job["state"] == "done", job
+    session.expire_all()
+    feature = session.execute(
+        select(Feature).join(Layer).where(Layer.kind == "pois", Layer.active.is_(True))
+    ).scalar_one()
+    assert feature.name == "城东农贸市场"
+    assert feature.props["类型"] == "农贸市场"
 
 
 def test_unknown_or_malformed_job_token_is_404(client, session, factory, jobs):

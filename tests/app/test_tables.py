@@ -620,3 +620,45 @@ def test_demo_county_alias_reaches_its_bus_station(demo_app):
             session.rollback()
             assert geocoding.aliases(session) == saved
             session.remove()
+
+
+# ---- #13: ids and numbers no database can hold ---------------------------------------------
+
+BIG = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "data", "status"),
+    [
+        ("post", "/admin/tables/unit-aliases/",
+         {"alias_id": BIG, "alias": "县环卫站", "unit": "东区单位"}, 404),
+        ("post", "/admin/tables/unit-aliases/delete", {"alias_id": BIG}, 404),
+        ("post", "/admin/tables/holidays/import/confirm", {"year": BIG, "payload": "[]"}, 400),
+        ("post", "/admin/tables/holidays/import", {"year": BIG}, 400),
+        ("post", "/admin/tables/categories/0302",
+         {"name": "背街小巷", "deadline_days": BIG, "points": BIG}, 400),
+        ("post", f"/admin/tables/categories/{BIG}",
+         {"name": "a", "deadline_days": "5", "points": "1"}, 404),
+        ("post", "/admin/tables/category-aliases",
+         {"alias": "垃圾", "category": BIG, "old_alias": BIG}, 400),
+        ("post", "/admin/tables/category-aliases/delete", {"alias": BIG}, 404),
+        ("post", "/admin/tables/aliases", {"alias": "北站", "canonical": BIG, "old_alias": BIG},
+         400),
+        ("post", "/admin/tables/aliases/delete", {"alias": BIG}, 404),
+        ("post", "/issues/pending/", {"issue_id": [BIG], "category": "0302"}, 404),
+        ("post", "/issues/pending/", {"issue_id": ["2147483648", "999999999999"],
+                                      "category": "0302"}, 404),
+        ("post", "/issues/pending/settings", {"days": BIG}, 400),
+        ("get", f"/admin/tables/holidays/{BIG}", None, 404),
+        ("get", "/admin/tables/holidays/2147483648", None, 404),
+        ("get", f"/admin/tables/unit-aliases/?edit={BIG}", None, 200),
+    ],
+)
+def test_admin_tables_answer_impossible_numbers_without_a_500(
+    client, town, method, url, data, status
+):
+    """Regression (#13): 99999999999999999999 overflowed the driver (PostgreSQL: ids are
+    32-bit) and answered 500; now every table door says 404 (no such row) or 400."""
+    login(client, "admin")
+    response = getattr(client, method)(url, data=data) if data else client.get(url)
+    assert response.status_code == status, response.get_data(as_text=True)[:300]

@@ -490,3 +490,73 @@ def test_county_building_layer_with_address_and_names(tmp_path: Path) -> None:
     assert box(117.205, 28.3052, 117.2052, 28.3054).contains(Point(plate.lon, plate.lat))
     alias = geocoder.geocode_address("财富中心后面")
     assert alias.method == "alias" and alias.placed
+
+
+# ---- #13: unreadable files and control characters -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        # A Word document renamed to .geojson (a docx is a zip).
+        (b"PK\x03\x04\x14\x00\x06\x00word/document.xml garbage", "不是可识别的"),
+        # An upload cut off half-way.
+        (b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":'
+         b'{"name":"a"},"geometry":{"type":"Point","coordinates":[117.2,', "不完整"),
+    ],
+)
+def test_an_unreadable_file_is_named_in_chinese_without_the_server_path(
+    tmp_path, content, detail
+):
+    path = tmp_path / "d.geojson"
+    path.write_bytes(content)
+    with pytest.raises(LayerReadError) as info:
+        read_layer(path, kind="pois")
+    message = str(info.value)
+    assert message.startswith("无法读取图层文件 d.geojson: ")
+    assert detail in message
+    assert str(tmp_path) not in message and "/tmp" not in message
+    assert "driver" not in message and "recognized" not in message
+
+
+def test_a_missing_file_is_named_without_its_folder(tmp_path):
+    with pytest.raises(LayerReadError) as info:
+        read_layer(tmp_path / "gone.geojson", kind="pois")
+    assert "gone.geojson" in str(info.value) and str(tmp_path) not in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["geojson", "kml"])
+def test_control_characters_in_names_and_props_are_dropped_on_read(tmp_path, fmt):
+    gdf = gpd.GeoDataFrame(
+        {"name": ["城东\x07农贸\u200b市场", "医院\x1b"], "type": ["农贸\x01市场", None],
+         "floors": [3, 5]},
+        geometry=[Point(LON0, LAT0), Point(LON0 + 0.001, LAT0)],
+        crs=WGS84,
+    )
+    path = tmp_path / f"pois.{fmt}"
+    if fmt == "geojson":
+        # Written by hand: GDAL's writer would keep the characters exactly as here.
+        features = [
+            {"type": "Feature", "properties": {k: row[k] for k in ("name", "type", "floors")},
+             "geometry": {"type": "Point", "coordinates": [row.geometry.x, row.geometry.y]}}
+            for _, row in gdf.iterrows()
+        ]
+        path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+        assert "\\u0007" in path.read_text()
+    else:
+        # A KML cannot carry \x07 at all (XML 1.0); the invisible mark still travels.
+        path.write_text(
+            '<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
+            "<Document><Placemark><name>城东农贸\u200b市场</name><ExtendedData>"
+            '<Data name="type"><value>农贸\u2060市场</value></Data></ExtendedData>'
+            f"<Point><coordinates>{LON0},{LAT0}</coordinates></Point></Placemark>"
+            "</Document></kml>",
+            encoding="utf-8",
+        )
+    out = read_layer(path, kind="pois")
+    assert out["name"].iloc[0] == "城东农贸市场"
+    assert out["type"].iloc[0] == "农贸市场"
+    if fmt == "geojson":
+        assert out["name"].iloc[1] == "医院"
+        assert int(out["floors"].iloc[1]) == 5
+        assert "\\u0007" not in layer_to_bytes(out, fmt="geojson")[0].decode()
