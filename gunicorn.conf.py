@@ -25,8 +25,10 @@ graceful_timeout = 30
 # Longer than a person pauses between clicks (and than nginx's upstream keep-alive): a
 # client reusing a connection the server has just closed gets a reset instead of an answer.
 keepalive = int(os.environ.get("SANIGRID_KEEPALIVE", "65"))
-# Recycle workers now and then so a slow leak never accumulates.
-max_requests = int(os.environ.get("SANIGRID_MAX_REQUESTS", "2000"))
+# Recycle workers now and then so a slow leak never accumulates. Not too often: a new
+# worker rebuilds its caches (map payloads, locator, home page: ~1-2 s of CPU), and at
+# 100 requests/s a limit of 2,000 recycled each of 4 workers about every 80 s.
+max_requests = int(os.environ.get("SANIGRID_MAX_REQUESTS", "20000"))
 max_requests_jitter = 200
 # Photos up to 32 MB arrive through nginx, which buffers them; gunicorn sees whole bodies.
 limit_request_line = 8190

@@ -90,6 +90,57 @@ def worker_pids(master: int) -> list[int]:
     return [int(p) for p in out.split()]
 
 
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(master: int, server: str, db_name: str) -> dict:
+    """CPU counters now: the machine, gunicorn's workers, our database's backends, us."""
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        backends = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s", (db_name,))]
+    stat = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(x) for x in stat]
+    tck = os.sysconf("SC_CLK_TCK")
+    own = os.times()
+    return {
+        "t": time.time(),
+        "busy": (sum(ticks) - ticks[3] - ticks[4]) / tck,  # all but idle and iowait
+        "workers": {p: _proc_cpu(p) for p in [master, *worker_pids(master)]},
+        "backends": {p: _proc_cpu(p) for p in backends},
+        "generator": own.user + own.system,
+    }
+
+
+def cpu_shares(before: dict, after: dict) -> dict:
+    """CPU seconds spent between two snapshots, by who (processes present in both)."""
+    def delta(kind: str) -> float:
+        return sum(after[kind][p] - before[kind][p] for p in after[kind] if p in before[kind])
+
+    cores = os.cpu_count() or 1
+    wall = after["t"] - before["t"]
+    busy = after["busy"] - before["busy"]
+    gunicorn = delta("workers")
+    postgres = delta("backends")
+    generator = after["generator"] - before["generator"]
+    return {
+        "cores": cores,
+        "wall_s": wall,
+        "busy": busy / (wall * cores) if wall else 0.0,
+        "busy_s": busy,
+        "gunicorn_s": gunicorn,
+        "postgres_s": postgres,
+        "generator_s": generator,
+        "other_s": busy - gunicorn - postgres - generator,
+        "loadavg": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+    }
+
+
 # ---- simulated users -------------------------------------------------------------------
 
 
@@ -344,11 +395,35 @@ def main() -> int:
     parser.add_argument("--restart-db-at", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None, help="write the figures here too")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument(
+        "--template",
+        default=None,
+        help="copy this already migrated and seeded database instead of seeding a new one "
+        "(before/after runs on identical data; see --make-template)",
+    )
+    parser.add_argument(
+        "--make-template",
+        default=None,
+        metavar="NAME",
+        help="only create database NAME, migrate and seed it, then exit",
+    )
     args = parser.parse_args()
 
+    if args.make_template:
+        url = make_database(args.server, args.make_template)
+        env = {**os.environ, "DATABASE_URL": url}
+        flask(env, "db", "upgrade")
+        flask(env, "seed-demo")
+        print(f"template database {args.make_template} ready")
+        return 0
     run_id = uuid.uuid4().hex[:8]
     db_name = f"sanigrid_load_{run_id}"
-    url = make_database(args.server, db_name)
+    if args.template:
+        with psycopg.connect(f"{args.server}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db_name}" TEMPLATE "{args.template}"')
+        url = f"{args.server}/{db_name}"
+    else:
+        url = make_database(args.server, db_name)
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -360,8 +435,9 @@ def main() -> int:
     server = None
     try:
         t0 = time.time()
-        flask(env, "db", "upgrade")
-        flask(env, "seed-demo")
+        if args.template is None:
+            flask(env, "db", "upgrade")
+            flask(env, "seed-demo")
         tokens = {}
         for name in ("admin", "inspector", "leader"):
             tokens[name] = flask(env, "create-token", name).strip().splitlines()[-1]
@@ -410,6 +486,7 @@ def main() -> int:
         while time.time() - start < args.warmup:
             time.sleep(0.2)
         rec.reset_stats()
+        cpu_before = cpu_snapshot(server.pid, args.server, db_name)
         start = time.time()
         print(f"  warm-up of {args.warmup:.0f} s done; measuring")
         while time.time() - start < args.duration:
@@ -437,10 +514,12 @@ def main() -> int:
                 print(f"  t={elapsed:.0f}s: terminated {n} database connections")
                 events_done.add("db")
             time.sleep(0.2)
+        cpu_after = cpu_snapshot(server.pid, args.server, db_name)
         stop.set()
         for user in users:
             user.join(timeout=35)
         wall = time.time() - start
+        cpu = cpu_shares(cpu_before, cpu_after)
 
         rows = []
         total = errors = 0
@@ -477,6 +556,13 @@ def main() -> int:
             f"JSON endpoints: p95 of all {percentile(all_json, 95) * 1000:.0f} ms, "
             f"worst endpoint p95 {json_p95:.0f} ms (target < 300 ms)"
         )
+        print(
+            f"CPU while measuring (of {cpu['cores']} cores, {cpu['wall_s']:.0f} s): machine busy "
+            f"{cpu['busy']:.0%}; gunicorn workers {cpu['gunicorn_s']:.0f} s, PostgreSQL backends "
+            f"of this database {cpu['postgres_s']:.0f} s, this load generator "
+            f"{cpu['generator_s']:.0f} s, everything else {cpu['other_s']:.0f} s; "
+            f"load average {cpu['loadavg']}"
+        )
         for sample in rec.samples:
             print("  sample error:", sample)
         integrity = check_integrity(url, rec, run_id)
@@ -491,6 +577,7 @@ def main() -> int:
                         "errors": errors,
                         "wall_s": wall,
                         "json_p95_all": percentile(all_json, 95) * 1000,
+                        "cpu": cpu,
                     },
                     ensure_ascii=False,
                     indent=2,

@@ -268,12 +268,17 @@ def check_filing(
         if found_at > now + FUTURE_TOLERANCE:
             msg = f"发现时间 {found_at:%Y-%m-%d %H:%M} 晚于现在，不能填写将来的时间"
             raise ValidationError(msg)
-    if is_unit_scoped(user) and placed:
+    if is_unit_scoped(user):
+        if user.unit_id is None:
+            msg = "账号未关联责任单位，不能上报问题；请联系创卫办"
+            raise ForbiddenError(msg)
         # Never name the owner of a point: a unit head learns nothing of other units' cells.
         own_cell = cell is not None and user.unit_id is not None and cell.unit_id == user.unit_id
-        if not own_cell:
+        if placed and not own_cell:
             msg = "该位置不在本单位的责任网格内：责任单位只能在本单位网格内上报自查问题"
             raise ForbiddenError(msg)
-        if unit_id != user.unit_id:
+        # Placed or not, what a unit head files is scored to that unit and no other
+        # (an address the geocoder cannot place must not route it to a functional unit).
+        if (placed or unit_id is not None) and unit_id != user.unit_id:
             msg = "该类别的问题由职能部门负责，责任单位不能以自查上报；请联系创卫办"
             raise ForbiddenError(msg)

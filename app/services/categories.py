@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import csv
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session as OrmSession
 
 from app.models import Category, CategoryAlias, Issue, Setting, Unit, UnitAlias, User
 from app.services.errors import NotFoundError, ValidationError
@@ -81,6 +84,48 @@ class CategoryMatch:
         return self.category is None
 
 
+class _Cat(NamedTuple):
+    """The columns of a category the matcher reads (a plain, session-free record)."""
+
+    id: int
+    code: str
+    level: int
+    parent_code: str | None
+
+
+class _Index(NamedTuple):
+    by_code: dict[str, _Cat]
+    level2: dict[str, _Cat]
+    level1: dict[str, _Cat]
+    aliases: dict[str, _Cat]
+    candidates: list[tuple[str, _Cat]]
+    memo: dict[str, CategoryMatch]
+
+
+# The matcher's lookup tables, keyed by the exact rows they were built from: building
+# them (ORM rows, name normalisation) was ~7 ms of every report, twice per API request.
+_INDEXES: dict[tuple, _Index] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def _build_index(cat_rows, alias_rows) -> _Index:
+    by_code: dict[str, _Cat] = {}
+    level2: dict[str, _Cat] = {}
+    level1: dict[str, _Cat] = {}
+    for cid, code, name, level, parent_code in cat_rows:
+        cat = _Cat(cid, code, level, parent_code)
+        by_code[code] = cat
+        (level1 if level == 1 else level2).setdefault(category_key(name), cat)
+    aliases: dict[str, _Cat] = {}
+    for alias, code in alias_rows:
+        cat = by_code.get(code)
+        if cat is not None:
+            aliases.setdefault(category_key(alias), cat)
+    # Fuzzy candidates: every name and alias, each with its category.
+    candidates = [*level2.items(), *level1.items(), *aliases.items()]
+    return _Index(by_code, level2, level1, aliases, candidates, {})
+
+
 class CategoryMatcher:
     """Loads categories and aliases once; match() is cheap (the bulk importer calls it per row).
 
@@ -88,25 +133,34 @@ class CategoryMatcher:
     ----------
     session
         The database session; categories and aliases are read at construction only, so
-        build a new matcher after changing either table.
+        build a new matcher after changing either table. The lookup tables are shared
+        between matchers built from identical rows (read with two plain SELECTs), so a
+        new matcher costs two small queries, not a rebuild.
     """
 
     def __init__(self, session) -> None:
-        cats = list(session.execute(select(Category).order_by(Category.code)).scalars())
-        self._by_code = {c.code: c for c in cats}
-        self._level2: dict[str, Category] = {}
-        self._level1: dict[str, Category] = {}
-        for cat in cats:
-            target = self._level1 if cat.level == 1 else self._level2
-            target.setdefault(category_key(cat.name), cat)
-        self._aliases: dict[str, Category] = {}
-        for row in session.execute(select(CategoryAlias)).scalars():
-            cat = self._by_code.get(row.category_code)
-            if cat is not None:
-                self._aliases.setdefault(category_key(row.alias), cat)
-        # Fuzzy candidates: every name and alias, each with its category.
-        self._candidates: list[tuple[str, Category]] = [
-            *self._level2.items(), *self._level1.items(), *self._aliases.items()]
+        self._session = session
+        cat_rows = tuple(tuple(r) for r in session.execute(
+            select(Category.id, Category.code, Category.name, Category.level,
+                   Category.parent_code).order_by(Category.code)))
+        alias_rows = tuple(tuple(r) for r in session.execute(
+            select(CategoryAlias.alias, CategoryAlias.category_code)
+            .order_by(CategoryAlias.id)))
+        key = (cat_rows, alias_rows)
+        with _INDEX_LOCK:
+            index = _INDEXES.get(key)
+        if index is None:
+            index = _build_index(cat_rows, alias_rows)
+            with _INDEX_LOCK:
+                if len(_INDEXES) >= 8:
+                    _INDEXES.clear()
+                _INDEXES[key] = index
+        self._by_code = index.by_code
+        self._level2 = index.level2
+        self._level1 = index.level1
+        self._aliases = index.aliases
+        self._candidates = index.candidates
+        self._shared_memo = index.memo
         self._memo: dict[str, CategoryMatch] = {}
 
     # -------------------------------------------------------------- exact steps
@@ -185,9 +239,19 @@ class CategoryMatcher:
         """
         written = clean_text(text, multiline=False, max_len=120)
         key = category_key(written)
-        if key not in self._memo:
-            self._memo[key] = self._match_key(key)
-        found = self._memo[key]
+        found = self._memo.get(key)
+        if found is None:
+            light = self._shared_memo.get(key)
+            if light is None:
+                light = self._match_key(key)
+                self._shared_memo[key] = light
+            # The shared tables hold plain records; the caller gets this session's row.
+            cat = (self._session.get(Category, light.category.id)
+                   if light.category is not None else None)
+            found = CategoryMatch(cat, light.method if cat is not None or light.category is None
+                                  else "none", light.score if cat is not None else 0.0,
+                                  light.text)
+            self._memo[key] = found
         return CategoryMatch(found.category, found.method, found.score, written)
 
     def _match_key(self, key: str) -> CategoryMatch:
@@ -247,8 +311,56 @@ def category_event_data(found: CategoryMatch, *, deadline_given: bool) -> dict:
             "deadline_default": found.category is None and not deadline_given}
 
 
+_SESSION_KEY = "sanigrid_category_matcher"
+
+
+def session_matcher(session) -> CategoryMatcher:
+    """A matcher shared by the calls within one session's transaction (one request).
+
+    An API report read its category twice (the request check, then the intake service),
+    building a matcher each time. The shared one is dropped when the session writes to
+    the category or alias tables, commits or rolls back (see the listeners below); with
+    such changes still pending, a fresh matcher is built (its queries flush them first).
+
+    Parameters
+    ----------
+    session
+        The database session.
+    """
+    pending = (session.new, session.dirty, session.deleted)
+    if any(isinstance(obj, (Category, CategoryAlias)) for objs in pending for obj in objs):
+        session.info.pop(_SESSION_KEY, None)
+        return CategoryMatcher(session)
+    matcher = session.info.get(_SESSION_KEY)
+    if matcher is None:
+        matcher = CategoryMatcher(session)
+        session.info[_SESSION_KEY] = matcher
+    return matcher
+
+
+def _forget_matcher(session, *_args) -> None:
+    session.info.pop(_SESSION_KEY, None)
+
+
+def _forget_after_flush(session, _context) -> None:
+    pending = (session.new, session.dirty, session.deleted)
+    if any(isinstance(obj, (Category, CategoryAlias)) for objs in pending for obj in objs):
+        session.info.pop(_SESSION_KEY, None)
+
+
+def _forget_on_write(state) -> None:
+    if not state.is_select:
+        state.session.info.pop(_SESSION_KEY, None)
+
+
+event.listen(OrmSession, "after_commit", _forget_matcher)
+event.listen(OrmSession, "after_soft_rollback", _forget_matcher)
+event.listen(OrmSession, "after_flush", _forget_after_flush)
+event.listen(OrmSession, "do_orm_execute", _forget_on_write)
+
+
 def match_category(session, text: object) -> CategoryMatch:
-    """Match one category text (builds a matcher; use CategoryMatcher for many rows).
+    """Match one category text (with the session's shared matcher, see session_matcher).
 
     Parameters
     ----------
@@ -257,7 +369,7 @@ def match_category(session, text: object) -> CategoryMatch:
     text
         The category as written.
     """
-    return CategoryMatcher(session).match(text)
+    return session_matcher(session).match(text)
 
 
 def find_category(session, text: object) -> Category | None:

@@ -20,6 +20,7 @@ from app.services.categories import (
     CategoryMatcher,
     category_event_data,
     pending_deadline_days,
+    session_matcher,
 )
 from app.services.errors import ConflictError, ServiceError, ValidationError
 from app.services.grids import active_grid, locate_cell
@@ -90,7 +91,9 @@ def _nearby(session, issue: Issue, *, radius_m: float, statuses, since: datetime
         return []
     dlat = radius_m / 110_574.0
     dlon = radius_m / (111_320.0 * max(math.cos(math.radians(issue.lat)), 0.1))
-    stmt = select(Issue).where(
+    # Ids and points only: a busy corner has hundreds of reports, and loading each one
+    # as an ORM object was most of a report's cost there.
+    stmt = select(Issue.id, Issue.lon, Issue.lat).where(
         Issue.category_id == issue.category_id,
         Issue.status.in_(statuses),
         Issue.lon.between(issue.lon - dlon, issue.lon + dlon),
@@ -101,8 +104,8 @@ def _nearby(session, issue: Issue, *, radius_m: float, statuses, since: datetime
     if since is not None:
         stmt = stmt.where(Issue.closed_at >= since)
     return [
-        other for other in session.execute(stmt).scalars()
-        if _metres(issue.lon, issue.lat, other.lon, other.lat) <= radius_m
+        other_id for other_id, lon, lat in session.execute(stmt.order_by(Issue.id))
+        if _metres(issue.lon, issue.lat, lon, lat) <= radius_m
     ]
 
 
@@ -119,7 +122,7 @@ def validate_input(session, data: IssueInput, *, where: str = "",
         msg = f"{prefix}问题描述 过长 (超过 2000 字)"
         raise ValidationError(msg)
     # A category that matches nothing (or none at all) is 待分类: kept, never rejected.
-    category_match = (matcher or CategoryMatcher(session)).match(data.category)
+    category_match = (matcher or session_matcher(session)).match(data.category)
     source = (data.source or "县级督查").strip()
     if source not in SOURCES:
         aliases = {"12345": "群众投诉/12345", "群众投诉": "群众投诉/12345", "州级": "州级交叉检查",
@@ -156,19 +159,36 @@ def validate_input(session, data: IssueInput, *, where: str = "",
     }
 
 
+_BOUNDS: dict[tuple, tuple] = {}
+
+
+def _grid_bounds(session, grid) -> tuple:
+    """The grid's cell extent, read once per grid version (every report checks it)."""
+    from sqlalchemy import func
+
+    from app.models import Cell
+
+    key = (grid.id, grid.created_at.isoformat() if grid.created_at else "", grid.revision)
+    bounds = _BOUNDS.get(key)
+    if bounds is None:
+        bounds = tuple(session.execute(
+            select(func.min(Cell.minx), func.min(Cell.miny), func.max(Cell.maxx),
+                   func.max(Cell.maxy)).where(Cell.grid_id == grid.id)
+        ).one())
+        if bounds[0] is None:
+            return bounds  # no cells yet: ask again next time
+        if len(_BOUNDS) > 16:
+            _BOUNDS.clear()
+        _BOUNDS[key] = bounds
+    return bounds
+
+
 def check_in_county(session, lon: float, lat: float, *, field_name: str = "坐标") -> None:
     """Refuse coordinates far from the county seat (e.g. another province)."""
     grid = active_grid(session)
     if grid is None:
         return
-    from sqlalchemy import func
-
-    from app.models import Cell
-
-    minx, miny, maxx, maxy = session.execute(
-        select(func.min(Cell.minx), func.min(Cell.miny), func.max(Cell.maxx), func.max(Cell.maxy))
-        .where(Cell.grid_id == grid.id)
-    ).one()
+    minx, miny, maxx, maxy = _grid_bounds(session, grid)
     if minx is None:
         return
     margin = 0.05  # about 5 km: a point this far out is a typo or another county
@@ -224,18 +244,28 @@ def create_issue(
         # A weak guess stays among the candidates for the placer, but is not routed by.
         issue.lon = issue.lat = None
     session.add(issue)
-    route_issue(session, issue, preferred_unit=clean["unit"])
-    try:
-        access.check_filing(user, source=issue.source, found_at=data.found_at, cell=issue.cell,
-                            unit_id=issue.unit_id, placed=issue.lon is not None, via=via,
-                            trusted_import=trusted_import)
-    except ServiceError:
-        session.expunge(issue)
-        raise
-    calendar = calendar or load_calendar(session)
-    days = issue.category.deadline_days if issue.category else pending_deadline_days(session)
-    start = issue.found_at.date()
-    issue.deadline = data.deadline or calendar.add_workdays(start, days)
+    # Routed and dated before it is written: one INSERT, not an INSERT and two UPDATEs
+    # (the lookups below would otherwise flush the half-built row).
+    with session.no_autoflush:
+        route_issue(session, issue, preferred_unit=clean["unit"])
+        if user is not None and access.is_unit_scoped(user) and issue.lon is None:
+            # A unit head's 自查 the geocoder could not place is their own unit's problem,
+            # queued for the office to place; it never lands on another unit.
+            issue.unit, issue.unit_id = user.unit, user.unit_id
+            issue.unit_source = "manual"
+            issue.routing_conflict = None
+        try:
+            access.check_filing(user, source=issue.source, found_at=data.found_at,
+                                cell=issue.cell, unit_id=issue.unit_id,
+                                placed=issue.lon is not None, via=via,
+                                trusted_import=trusted_import)
+        except ServiceError:
+            session.expunge(issue)
+            raise
+        calendar = calendar or load_calendar(session)
+        days = issue.category.deadline_days if issue.category else pending_deadline_days(session)
+        start = issue.found_at.date()
+        issue.deadline = data.deadline or calendar.add_workdays(start, days)
     session.flush()
     event_data = {"geocode": {"method": issue.geocode_method,
                               "confidence": issue.geocode_confidence}}
@@ -246,13 +276,13 @@ def create_issue(
         dups = _nearby(session, issue, radius_m=current_app.config["DUPLICATE_RADIUS_M"],
                        statuses=OPEN_STATUSES)
         if dups:
-            event_data["possible_duplicates"] = [d.id for d in dups]
+            event_data["possible_duplicates"] = dups
         since = issue.found_at - timedelta(days=current_app.config["RECURRENCE_DAYS"])
         recurrences = _nearby(session, issue, radius_m=current_app.config["RECURRENCE_RADIUS_M"],
                               statuses=("closed",), since=since)
         if recurrences:
-            issue.recurrence_of_id = recurrences[0].id
-            event_data["recurrence_of"] = recurrences[0].id
+            issue.recurrence_of_id = recurrences[0]
+            event_data["recurrence_of"] = recurrences[0]
     if calendar.warnings:
         event_data["calendar_warnings"] = sorted(calendar.warnings)
     add_event(session, issue, user, "report", None, "reported", note=clean["note"],

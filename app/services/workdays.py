@@ -114,13 +114,12 @@ def load_calendar(session) -> WorkCalendar:
     """
     from sqlalchemy import func
 
-    version = session.get(Setting, VERSION_KEY)
-    fingerprint = (
-        *session.execute(
-            select(func.count(WorkdayOverride.day), func.max(WorkdayOverride.day))
-        ).one(),
-        version.value.get("n") if version else 0,
-    )
+    # One round trip: the table's size and newest day, and the version setting.
+    count, newest, version = session.execute(
+        select(func.count(WorkdayOverride.day), func.max(WorkdayOverride.day),
+               select(Setting.value).where(Setting.key == VERSION_KEY).scalar_subquery())
+    ).one()
+    fingerprint = (count, newest, (version or {}).get("n") if isinstance(version, dict) else 0)
     cached = _CACHE.get(fingerprint)
     if cached is None:
         overrides = {

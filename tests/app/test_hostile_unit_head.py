@@ -221,6 +221,35 @@ def test_unit_head_flash_does_not_name_the_owner_of_a_queued_report(client, town
     assert queued.needs_placement and queued.source == "自查"
 
 
+@pytest.mark.parametrize("door", ["web", "api", "open311"])
+def test_an_unplaceable_selfcheck_stays_with_the_reporters_unit(
+    client, town, session, factory, runner, door
+):
+    """An address nobody can place, in a category a functional unit answers for: the report
+    is kept and queued, and scored to the reporter's own unit, never to the functional one."""
+    functional = factory.unit("县城管局")
+    factory.category("0304", "占道经营", functional_unit=functional)
+    session.commit()
+    before = _ranking(runner, _months()[1])
+    text = f"审查测试 占道经营 {door}"
+    if door == "web":
+        response = _web(client, "west", {"description": text, "category": "0304",
+                                         "address": "不存在的路九九九号"})
+    elif door == "api":
+        response = _api(client, town, "west", {"description": text, "category": "0304",
+                                               "address": "不存在的路九九九号"})
+    else:
+        response = _open311(client, town, "west", {"service_code": "0304", "description": text,
+                                                   "address_string": "不存在的路九九九号"})
+    assert response.status_code in (201, 202, 302), response.status_code
+    session.expire_all()
+    issue = session.execute(select(Issue).where(Issue.description == text)).scalar_one()
+    assert issue.needs_placement and issue.source == "自查"
+    assert issue.unit_id == town["west"].id
+    after = dict(_ranking(runner, _months()[1]))
+    assert after.get("县城管局") == dict(before).get("县城管局")
+
+
 def test_inspectors_may_set_outside_sources_but_not_back_date(client, town, session):
     body = {"description": "东区路面有积存垃圾", "category": "0302",
             "lon": EAST[0], "lat": EAST[1], "source": "国家评估"}
