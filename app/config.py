@@ -26,10 +26,6 @@ class Config:
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_HTTPONLY = True
     WTF_CSRF_TIME_LIMIT = None
-    GEOCODE_MIN_CONFIDENCE = 0.6
-    DUPLICATE_RADIUS_M = 30.0
-    RECURRENCE_RADIUS_M = 50.0
-    RECURRENCE_DAYS = 60
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
     # Login throttle (app/services/login_throttle.py): Redis when RATELIMIT_STORAGE_URI names

@@ -25,7 +25,6 @@ from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
-from flask import current_app
 from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 
 from app.models import (
@@ -55,7 +54,7 @@ from app.services.importer import (
     parse_found_date,
     row_ref,
 )
-from app.services.issues import IssueInput, validate_input
+from app.services.issues import INTAKE, IssueInput, validate_input
 from app.services.routing_units import choose_routing
 from app.services.text import clean_text
 from app.services.unit_names import UnitMatcher
@@ -291,9 +290,9 @@ def _find_neighbours(
     ``>= 0`` and earlier rows of the list coded ``-(row index + 1)``) and ``recur``
     (row → lowest id of a recently closed issue of the same category nearby).
     """
-    dup_r = float(current_app.config["DUPLICATE_RADIUS_M"])
-    rec_r = float(current_app.config["RECURRENCE_RADIUS_M"])
-    rec_days = int(current_app.config["RECURRENCE_DAYS"])
+    dup_r = INTAKE.duplicate_radius_m
+    rec_r = INTAKE.recurrence_radius_m
+    rec_days = INTAKE.recurrence_days
     q = np.flatnonzero(~np.isnan(lon) & (cat > 0))
     if not len(q):
         return {}, {}
@@ -680,7 +679,7 @@ def _place_and_insert(
         candidates[k] = list(hit.candidates or [])[:5]
         if hit.lon is not None:
             lon[k], lat[k] = float(hit.lon), float(hit.lat)
-    threshold = current_app.config.get("GEOCODE_MIN_CONFIDENCE", 0.6)
+    threshold = INTAKE.min_confidence
     needs_placement = np.isnan(lon) | (confidence < threshold)
     lon[needs_placement] = np.nan
     lat[needs_placement] = np.nan

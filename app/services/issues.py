@@ -11,7 +11,6 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-from flask import current_app
 from sqlalchemy import select
 
 from app.models import OPEN_STATUSES, SOURCES, Category, Issue, IssueEvent, Unit, User, now_local
@@ -57,6 +56,24 @@ ACTION_LABELS = {
     "classify": "分类",
     "regrid": "网格调整",
 }
+
+
+@dataclass(frozen=True)
+class IntakeRules:
+    """How intake places and compares reports: one definition for the per-row and bulk paths.
+
+    A weak geocoder guess (below ``min_confidence``) is queued for manual placement; an
+    open problem within ``duplicate_radius_m`` is a possible duplicate; a problem closed
+    within ``recurrence_days`` and ``recurrence_radius_m`` makes a new one a 反弹.
+    """
+
+    min_confidence: float = 0.6
+    duplicate_radius_m: float = 30.0
+    recurrence_radius_m: float = 50.0
+    recurrence_days: int = 60
+
+
+INTAKE = IntakeRules()
 
 
 @dataclass
@@ -238,7 +255,7 @@ def create_issue(
     else:
         issue.geocode_method = "none"
         issue.geocode_confidence = 0.0
-    threshold = current_app.config.get("GEOCODE_MIN_CONFIDENCE", 0.6)
+    threshold = INTAKE.min_confidence
     issue.needs_placement = issue.lon is None or (issue.geocode_confidence or 0) < threshold
     if issue.needs_placement:
         # A weak guess stays among the candidates for the placer, but is not routed by.
@@ -273,12 +290,12 @@ def create_issue(
     event_data["category"] = category_event_data(clean["category_match"],
                                                  deadline_given=bool(data.deadline))
     if check_duplicates and issue.lon is not None:
-        dups = _nearby(session, issue, radius_m=current_app.config["DUPLICATE_RADIUS_M"],
+        dups = _nearby(session, issue, radius_m=INTAKE.duplicate_radius_m,
                        statuses=OPEN_STATUSES)
         if dups:
             event_data["possible_duplicates"] = dups
-        since = issue.found_at - timedelta(days=current_app.config["RECURRENCE_DAYS"])
-        recurrences = _nearby(session, issue, radius_m=current_app.config["RECURRENCE_RADIUS_M"],
+        since = issue.found_at - timedelta(days=INTAKE.recurrence_days)
+        recurrences = _nearby(session, issue, radius_m=INTAKE.recurrence_radius_m,
                               statuses=("closed",), since=since)
         if recurrences:
             issue.recurrence_of_id = recurrences[0]
