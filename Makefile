@@ -39,7 +39,7 @@ bench: setup
 	for f in bench/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
 demo-data: setup
-	$(PY) -m app.services.demo_files layers/demo
+	$(PY) -m app.services.ops.demo_files layers/demo
 
 clean:
 	rm -rf $(VENV) instance/*.db .pytest_cache

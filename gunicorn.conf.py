@@ -86,7 +86,7 @@ def post_worker_init(worker):
     A cold 30,000-cell payload takes seconds to build; without this the first map load
     after every start or restart (max_requests recycles workers) would pay for it.
     """
-    from app.services.map_layers import warm_caches
+    from app.services.grids.map_layers import warm_caches
 
     app = worker.wsgi
     try:

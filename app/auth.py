@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
-from functools import cache
 
 from flask import Flask, current_app, session
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select, update
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db, login_manager
 from app.models import ApiToken, User, UserSession, now_local
-from app.services.login_throttle import (
+from app.services.core.login_throttle import (
     DatabaseStore,
     FallbackStore,
     LoginThrottle,
@@ -23,34 +20,13 @@ from app.services.login_throttle import (
     ThrottleStore,
     normalize_username,
 )
+from app.services.core.passwords import hash_token
 
-TOKEN_PREFIX = "sg_"
 SESSION_KEY = "sid"  # the UserSession id kept in the signed Flask session
 DEVICE_COOKIE = "device"
 DEVICE_SALT = "sanigrid-device"
 DEVICE_ACCOUNTS = 10  # a shared office computer remembers this many accounts
 LAST_SEEN_EVERY = timedelta(minutes=1)
-
-
-def hash_password(password: str) -> str:
-    """Hash with scrypt (werkzeug's default, memory-hard)."""
-    return generate_password_hash(password, method="scrypt")
-
-
-def verify_password(user: User, password: str) -> bool:
-    return check_password_hash(user.password_hash, password)
-
-
-@cache
-def _dummy_hash() -> str:
-    # Same method and cost as a real account's hash, so a missing name takes as long.
-    return hash_password(secrets.token_urlsafe(16))
-
-
-def check_credentials(user: User | None, password: str) -> bool:
-    """Check a password with the same hash work whether or not the account exists."""
-    ok = check_password_hash(user.password_hash if user else _dummy_hash(), password)
-    return bool(ok and user is not None and user.active)
 
 
 # ---------------------------------------------------------------- login throttle
@@ -185,17 +161,6 @@ def _session_alive(uid: int) -> bool:
         if not (db.session.new or db.session.deleted) and list(db.session.dirty) == [row]:
             db.session.commit()
     return True
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def issue_token(session, user: User, *, name: str | None = None) -> str:
-    """Create an API token for a user; return the token (only its hash is kept)."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user=user, token_hash=hash_token(token), prefix=token[:10], name=name))
-    return token
 
 
 def user_from_bearer(header: str | None) -> User | None:

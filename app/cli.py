@@ -11,7 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from app.extensions import db
-from app.services.errors import ServiceError
+from app.services.core.errors import ServiceError
 from gis.errors import GisError
 
 
@@ -55,7 +55,7 @@ def ensure_schema() -> bool:
 @with_appcontext
 def init_db(schema_only: bool) -> None:
     """Create or upgrade the schema, then load the standard tables (idempotent)."""
-    from app.services.standard_tables import load_standard_tables
+    from app.services.tables.standard import load_standard_tables
 
     _upgrade_schema()
     if schema_only:
@@ -73,7 +73,7 @@ def init_db(schema_only: bool) -> None:
 @with_appcontext
 def seed_demo_command() -> None:
     """Load the demo county seat if the database holds none (creates the schema if missing)."""
-    from app.services.seed import DEMO_PASSWORD, seed_demo
+    from app.services.ops.seed import DEMO_PASSWORD, seed_demo
 
     if ensure_schema():
         click.echo("数据库结构已就绪")
@@ -99,7 +99,7 @@ def seed_demo_command() -> None:
 @with_appcontext
 def create_user_command(username: str, role: str, password: str, unit_name: str | None) -> None:
     """Create a user account."""
-    from app.services.accounts import create_user
+    from app.services.tables.accounts import create_user
 
     user = run_service(create_user, db.session, username=username, role=role,
                        password=password, unit_name=unit_name)
@@ -112,8 +112,8 @@ def create_user_command(username: str, role: str, password: str, unit_name: str 
 @with_appcontext
 def create_token_command(username: str, name: str | None) -> None:
     """Create an API token for a user; the token is printed alone on the last line."""
-    from app.auth import issue_token
     from app.models import User
+    from app.services.core.passwords import issue_token
 
     user = db.session.execute(select(User).where(User.username == username)).scalar()
     if user is None:

@@ -28,7 +28,7 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None
     RATELIMIT_STORAGE_URI = "memory://"
     RATELIMIT_HEADERS_ENABLED = True
-    # Login throttle (app/services/login_throttle.py): Redis when RATELIMIT_STORAGE_URI names
+    # Login throttle (app/services/core/login_throttle.py): Redis when RATELIMIT_STORAGE_URI names
     # it, else the login_throttle table. None: on whenever RATELIMIT_ENABLED is.
     LOGIN_THROTTLE_ENABLED: bool | None = None
     # After `free` failures wait base_s × 2^(n - free) s (at most cap_s); forget after window_s.
@@ -53,11 +53,22 @@ def config_from_env() -> dict:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
         env["SQLALCHEMY_DATABASE_URI"] = url
-    for name in ("SECRET_KEY", "COUNTY_CODE", "PHOTO_DIR", "RATELIMIT_STORAGE_URI"):
+    for name in ("SECRET_KEY", "COUNTY_CODE", "PHOTO_DIR", "RATELIMIT_STORAGE_URI", "BACKUP_DIR"):
         if os.environ.get(name):
             env[name] = os.environ[name]
+    if os.environ.get("SANIGRID_CJK_FONT"):
+        env["CJK_FONT"] = os.environ["SANIGRID_CJK_FONT"]
     if os.environ.get("PROXY_COUNT", "").isdigit():
         env["PROXY_COUNT"] = int(os.environ["PROXY_COUNT"])
     if os.environ.get("SESSION_COOKIE_SECURE", "").lower() in {"1", "true", "yes"}:
         env["SESSION_COOKIE_SECURE"] = True
     return env
+
+
+def current_settings():
+    """Return the services' ``Settings`` for the running Flask app (views and commands only)."""
+    from flask import current_app
+
+    from app.services.core.settings import Settings
+
+    return Settings.from_config(current_app.config)

@@ -11,7 +11,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
-from app.services.errors import ServiceError
+from app.services.core.errors import ServiceError
 from gis.errors import GisError
 
 MESSAGES = {

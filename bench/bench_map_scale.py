@@ -60,10 +60,10 @@ def build_county(url: str, *, side: int, n_issues: int, seed: int = 7) -> dict:
     from shapely.geometry import box
 
     from app import create_app
-    from app.auth import hash_password
     from app.extensions import db
     from app.models import Category, Cell, Issue, IssueEvent, Unit, User
-    from app.services.grids import activate_grid, locate_points, store_grid
+    from app.services.core.passwords import hash_password
+    from app.services.grids.cells import activate_grid, locate_points, store_grid
     from gis.coding import code_cells
     from gis.grid import build_square_grid
 

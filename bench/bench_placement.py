@@ -72,7 +72,7 @@ def make_app(url: str, tmp: Path):
 def seed(path: Path, tmp: Path) -> None:
     from flask_migrate import upgrade
 
-    from app.services.seed import seed_demo
+    from app.services.ops.seed import seed_demo
 
     app = make_app(f"sqlite:///{path}", tmp)
     with app.app_context():
@@ -187,7 +187,9 @@ def demo_world(path: Path, tmp: Path) -> dict:
 
 def timed_import(db_path: Path, tmp: Path, csv_path: Path, *, bulk: bool | None) -> dict:
     """Import a list into a database copy; return times and the stored placement."""
-    from app.services import geocoding, grids, importer
+    from app.services.grids import cells as grids
+    from app.services.grids import geocoding
+    from app.services.imports import importer
 
     # Cold caches for every run: the locator and the geocoder are built inside the timing,
     # as in a fresh `flask import-issues` process.

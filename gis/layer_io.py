@@ -557,7 +557,7 @@ def _find_column(columns: list[str], candidates: tuple[str, ...]) -> str | None:
 
 # C0/C1 controls (tab and newline kept), lone surrogates, non-characters, and the
 # zero-width/direction marks that make two equal names differ: the same set
-# app.services.text.clean_text strips (gis/ cannot import app).
+# app.services.core.text.clean_text strips (gis/ cannot import app).
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 

@@ -118,7 +118,9 @@ def _empty_tables(app) -> None:
 def app(_unit_database):
     """An app on an empty (migrated) database; each test starts from no rows."""
     from app import create_app
-    from app.services import grids, map_layers, workdays
+    from app.services.grids import cells as grids
+    from app.services.grids import map_layers
+    from app.services.tables import workdays
 
     url, tmp = _unit_database
     app = create_app(_config(url, tmp))
@@ -163,7 +165,7 @@ def demo_app(tmp_path_factory):
     _migrate(app)
     with app.app_context():
         from app.extensions import db
-        from app.services.seed import seed_demo
+        from app.services.ops.seed import seed_demo
 
         seed_demo(db.session, ROOT / "layers" / "demo", county_code="532599", log=lambda *_: None)
         db.session.commit()
@@ -201,7 +203,7 @@ _HASHES: dict[str, str] = {}
 def _password_hash(password: str) -> str:
     """scrypt is slow on purpose; hash each test password once per run."""
     if password not in _HASHES:
-        from app.auth import hash_password
+        from app.services.core.passwords import hash_password
 
         _HASHES[password] = hash_password(password)
     return _HASHES[password]
@@ -252,7 +254,7 @@ class Factory:
         import geopandas as gpd
         from shapely.geometry import box
 
-        from app.services.grids import activate_grid, store_grid
+        from app.services.grids.cells import activate_grid, store_grid
 
         rows = []
         for r in range(n):
@@ -287,7 +289,7 @@ class Factory:
 
     def issue(self, user, *, lon: float, lat: float, description: str = "路面有积存垃圾",
               category: str = "0302", **kw):
-        from app.services.issues import IssueInput, create_issue
+        from app.services.issues.intake import IssueInput, create_issue
 
         # A factory builds history (back-dated problems): it is no intake door.
         issue = create_issue(self.session, user, IssueInput(

@@ -24,7 +24,7 @@ from app.extensions import db
 @with_appcontext
 def backup_command(out_dir: str | None, as_dir: bool) -> None:
     """Write a timestamped backup (database snapshot + photos + manifest.json)."""
-    from app.services.backup import create_backup, default_backup_dir
+    from app.services.ops.backup import create_backup, default_backup_dir
 
     target = Path(out_dir) if out_dir else default_backup_dir(current_app.config["INSTANCE_DIR"])
     result = run_service(
@@ -49,7 +49,7 @@ def backup_command(out_dir: str | None, as_dir: bool) -> None:
 @with_appcontext
 def restore_command(path: str, yes: bool, force: bool) -> None:
     """Restore a backup into an empty database and verify it against its manifest."""
-    from app.services.backup import restore_backup
+    from app.services.ops.backup import restore_backup
 
     url = db.engine.url.render_as_string(hide_password=True)
     if not yes and not click.confirm(f"把备份 {path} 恢复到 {url}?", default=False):

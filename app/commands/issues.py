@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 
 from app.cli import fail
 from app.extensions import db
-from app.services.errors import ServiceError
+from app.services.core.errors import ServiceError
 from gis.errors import GisError
 
 
@@ -42,7 +42,7 @@ def import_issues_command(
     dispatch: bool,
 ) -> None:
     """Import a feedback list (.xlsx/.xls/.csv); print a summary of what happened."""
-    from app.services.importer import dispatch_imported, import_file, parse_received_on
+    from app.services.imports.importer import dispatch_imported, import_file, parse_received_on
 
     path = Path(file)
     if not path.is_file():

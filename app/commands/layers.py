@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 
 from app.cli import fail, run_service
 from app.extensions import db
-from app.services.errors import ServiceError
+from app.services.core.errors import ServiceError
 from gis.errors import GisError
 
 KIND_CHOICES = [
@@ -37,8 +37,8 @@ def _existing(file: str) -> Path:
 @with_appcontext
 def import_osm_command(file: str) -> None:
     """Import roads, POIs, buildings, water, door plates and a built-up boundary from OSM."""
-    from app.services.grid_admin import KIND_LABELS
-    from app.services.layers import import_osm_file
+    from app.services.grids.admin import KIND_LABELS
+    from app.services.grids.layers import import_osm_file
 
     result = run_service(import_osm_file, db.session, _existing(file))
     for kind, count in result["layers"].items():
@@ -65,7 +65,7 @@ def import_osm_command(file: str) -> None:
 @with_appcontext
 def import_layer_command(file: str, kind: str, source_crs: str, name: str | None) -> None:
     """Import a GeoJSON/GPKG/Shapefile(zip)/KML file as one layer; a grid is checked first."""
-    from app.services.grid_admin import GridCheckError, import_layer
+    from app.services.grids.admin import GridCheckError, import_layer
 
     path = _existing(file)
     try:
@@ -108,7 +108,7 @@ def make_grid_command(
     name: str | None,
 ) -> None:
     """Build, code and check a grid; store it inactive; print its id on the last line."""
-    from app.services.grid_admin import make_grid
+    from app.services.grids.admin import make_grid
 
     grid = run_service(
         make_grid, db.session, method, boundary_name, target_area, size, resolution, name=name
@@ -137,7 +137,7 @@ def make_grid_command(
 @with_appcontext
 def activate_grid_command(grid_id: int) -> None:
     """Check a stored grid, make it the active one and re-assign problems to its cells."""
-    from app.services.grid_admin import activate
+    from app.services.grids.admin import activate
 
     result = run_service(activate, db.session, None, grid_id)
     click.echo(
@@ -152,7 +152,7 @@ def activate_grid_command(grid_id: int) -> None:
 @with_appcontext
 def export_grid_command(grid_id: int, file: str) -> None:
     """Write a grid version to FILE; the format follows the extension (.geojson .gpkg .zip .kml)."""
-    from app.services.grid_admin import export_cli_grid, format_for_path
+    from app.services.grids.admin import export_cli_grid, format_for_path
 
     fmt = run_service(format_for_path, file)
     data = run_service(export_cli_grid, db.session, grid_id, fmt)
@@ -170,7 +170,7 @@ def export_grid_command(grid_id: int, file: str) -> None:
 @with_appcontext
 def assign_cells_command(file: str, grid_id: int | None) -> None:
     """Assign cells to units from a CSV/XLSX with columns code,unit (all rows or none)."""
-    from app.services.grid_admin import assign_from_table
+    from app.services.grids.admin import assign_from_table
 
     count = run_service(assign_from_table, db.session, _existing(file), grid_id=grid_id)
     click.echo(f"已分配 {count} 个网格")

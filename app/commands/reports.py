@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 
 from app.cli import fail, run_service
 from app.extensions import db
-from app.services.errors import ServiceError
+from app.services.core.errors import ServiceError
 
 JSON_ROW_KEYS = (
     "unit",
@@ -53,7 +53,7 @@ def report_command(
     month: str, publish: bool, reason: str | None, as_json: bool, scope: str
 ) -> None:
     """Print (and optionally publish) a month's ranking, red list and black list."""
-    from app.services import assessment
+    from app.services.assessment import assessment
 
     try:
         assessment.parse_month(month)

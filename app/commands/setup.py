@@ -18,7 +18,7 @@ from app.extensions import db
 @with_appcontext
 def check_setup_command(strict: bool, as_json: bool) -> None:
     """Show what the county has loaded and what it lacks, one line per check."""
-    from app.services.setup_check import run_setup_check, strict_failures, summary
+    from app.services.ops.setup_check import run_setup_check, strict_failures, summary
 
     checks = run_setup_check(db.session, county_code=current_app.config.get("COUNTY_CODE"))
     if as_json:

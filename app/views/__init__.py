@@ -35,7 +35,7 @@ def register_blueprints(app: Flask) -> None:
     def _navigation():
         from flask_login import current_user
 
-        from app.services.access import may
+        from app.services.core.access import may
 
         def nav_items():
             if not current_user.is_authenticated:

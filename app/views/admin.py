@@ -19,9 +19,10 @@ from flask_login import current_user
 
 from app.extensions import db, login_manager
 from app.models import ROLE_LABELS, ROLES
-from app.services import accounts, audit
-from app.services.access import require
-from app.services.errors import ValidationError
+from app.services.core import audit
+from app.services.core.access import require
+from app.services.core.errors import ValidationError
+from app.services.tables import accounts
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -6,10 +6,11 @@ from flask import Blueprint, current_app, g, jsonify, request, send_file, url_fo
 
 from app.auth import user_from_bearer
 from app.extensions import csrf, db
-from app.services import api as service
-from app.services import params, photos
-from app.services.errors import ServiceError
-from app.services.openapi import build_openapi
+from app.services.core import params
+from app.services.core.errors import ServiceError
+from app.services.issues import photos
+from app.services.protocols import api as service
+from app.services.protocols.openapi import build_openapi
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 # Bearer tokens only, never cookies: a cross-site form cannot carry the token, so no CSRF.

@@ -21,22 +21,20 @@ from sqlalchemy import select
 from app.auth import (
     DEVICE_COOKIE,
     SESSION_KEY,
-    check_credentials,
     device_cookie,
-    hash_password,
     known_device,
     login_throttle,
     revoke_session,
     revoke_user_sessions,
     start_session,
-    verify_password,
 )
 from app.extensions import db
 from app.models import User
-from app.services.accounts import validate_password
-from app.services.audit import record
-from app.services.errors import ValidationError
-from app.services.login_throttle import describe_wait
+from app.services.core.audit import record
+from app.services.core.errors import ValidationError
+from app.services.core.login_throttle import describe_wait
+from app.services.core.passwords import check_credentials, hash_password, verify_password
+from app.services.tables.accounts import validate_password
 
 bp = Blueprint("auth", __name__)
 

@@ -6,8 +6,8 @@ from flask import Blueprint, g, jsonify, request
 
 from app.auth import user_from_bearer
 from app.extensions import csrf, db
-from app.services import batches
-from app.services.errors import ServiceError
+from app.services.batches import batches
+from app.services.core.errors import ServiceError
 from app.views.api import api_error
 
 bp = Blueprint("batch_api", __name__, url_prefix="/api/v1/batches")

@@ -19,9 +19,11 @@ from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.maps import STATUS_COLOURS, add_area, add_lines, new_map, render_parts
-from app.services import access, batches, issue_queries, ledger
-from app.services.errors import ServiceError, ValidationError
-from app.services.map_data import layer_fc
+from app.services.batches import batches, ledger
+from app.services.core import access
+from app.services.core.errors import ServiceError, ValidationError
+from app.services.grids.map_data import layer_fc
+from app.services.issues import queries as issue_queries
 
 bp = Blueprint("batches", __name__, url_prefix="/batches")
 

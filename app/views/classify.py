@@ -6,10 +6,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.extensions import db, login_manager
-from app.services import categories, classify
-from app.services.access import require
-from app.services.errors import ServiceError
-from app.services.params import is_id
+from app.services.core.access import require
+from app.services.core.errors import ServiceError
+from app.services.core.params import is_id
+from app.services.issues import classify
+from app.services.tables import categories
 
 bp = Blueprint("classify", __name__, url_prefix="/issues/pending")
 
@@ -38,7 +39,7 @@ def _page(status: int = 200, error: str | None = None, picked=()):
 
 
 def _groups():
-    from app.services.issue_queries import category_groups
+    from app.services.issues.queries import category_groups
 
     return category_groups(db.session)
 

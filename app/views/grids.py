@@ -8,10 +8,10 @@ from flask import Blueprint, flash, redirect, render_template, request, send_fil
 from flask_login import current_user, login_required
 
 from app.extensions import db
-from app.services import grid_admin as svc
-from app.services.access import may, require
-from app.services.errors import ServiceError
-from app.services.map_data import layer_fc
+from app.services.core.access import may, require
+from app.services.core.errors import ServiceError
+from app.services.grids import admin as svc
+from app.services.grids.map_data import layer_fc
 from app.views import gridmaps, zonemap
 from gis.errors import GisError
 
@@ -242,7 +242,7 @@ def assign_table(grid_id: int):
 def layers():
     """List the county's layers; admins upload one (imported in the background)."""
     from app.background import job_dir, run_in_background
-    from app.services import layer_jobs
+    from app.services.grids import layer_jobs
 
     svc.require_grid_reader(current_user)
     error, job = None, None

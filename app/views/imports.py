@@ -18,10 +18,10 @@ from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.models import SOURCES, today_local
-from app.services import importer
-from app.services.access import require
-from app.services.errors import ServiceError, ValidationError
-from app.services.routing_units import UNIT_SOURCE_LABELS
+from app.services.core.access import require
+from app.services.core.errors import ServiceError, ValidationError
+from app.services.imports import importer
+from app.services.tables.unit_routing import UNIT_SOURCE_LABELS
 
 bp = Blueprint("issue_import", __name__, url_prefix="/issues/import")
 
@@ -108,7 +108,7 @@ def preview(token: str):
 def _can_dispatch() -> bool:
     from importlib.util import find_spec
 
-    return find_spec("app.services.batches") is not None
+    return find_spec("app.services.batches.batches") is not None
 
 
 def _dispatch(result) -> None:

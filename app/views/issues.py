@@ -16,9 +16,12 @@ from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.maps import add_area, add_lines, new_map, render_parts
-from app.services import access, issue_actions, issue_queries, photos
-from app.services.errors import ServiceError
-from app.services.issues import IssueInput
+from app.services.core import access
+from app.services.core.errors import ServiceError
+from app.services.issues import actions as issue_actions
+from app.services.issues import photos
+from app.services.issues import queries as issue_queries
+from app.services.issues.intake import IssueInput
 
 bp = Blueprint("issues", __name__, url_prefix="/issues")
 

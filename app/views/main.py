@@ -16,8 +16,8 @@ from app.maps import (
     new_map,
     render_parts,
 )
-from app.services.map_data import IssueFilters, layer_fc, visible_bounds
-from app.services.map_layers import cached_page, page_key
+from app.services.grids.map_data import IssueFilters, layer_fc, visible_bounds
+from app.services.grids.map_layers import cached_page, page_key
 
 bp = Blueprint("main", __name__)
 

@@ -6,10 +6,10 @@ from flask import Blueprint, Response, abort, request
 from flask_login import current_user, login_required
 
 from app.extensions import db
-from app.services import params
-from app.services.grids import active_grid
-from app.services.map_data import IssueFilters, issues_payload
-from app.services.map_layers import Payload, cells_payload, counts_payload
+from app.services.core import params
+from app.services.grids.cells import active_grid
+from app.services.grids.map_data import IssueFilters, issues_payload
+from app.services.grids.map_layers import Payload, cells_payload, counts_payload
 from app.views.main import filters_from_args
 
 bp = Blueprint("mapdata", __name__, url_prefix="/map")

@@ -7,8 +7,8 @@ from flask_login import current_user
 
 from app.auth import user_from_bearer
 from app.extensions import csrf, db
-from app.services import ogc as service
-from app.services.errors import ServiceError, ValidationError
+from app.services.core.errors import ServiceError, ValidationError
+from app.services.protocols import ogc as service
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 # Read-only GETs; bearer tokens or the browser session. Nothing here changes state.

@@ -10,8 +10,8 @@ from werkzeug.exceptions import HTTPException
 from app.auth import user_from_bearer
 from app.errors import MESSAGES
 from app.extensions import csrf, db
-from app.services import open311 as service
-from app.services.errors import ServiceError
+from app.services.core.errors import ServiceError
+from app.services.protocols import open311 as service
 from gis.errors import GisError
 from gis.xmltext import xml_text
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, url_for
 
 from app.extensions import csrf, db
-from app.services import patrols as service
-from app.services.errors import ServiceError
+from app.services.core.errors import ServiceError
+from app.services.patrols import patrols as service
 from app.views.api import authenticate, json_body, service_error
 
 bp = Blueprint("patrol_api", __name__, url_prefix="/api/v1")

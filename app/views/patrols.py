@@ -20,11 +20,11 @@ from flask_login import current_user, login_required
 from app.extensions import db
 from app.maps import add_area, add_lines, new_map, render_parts
 from app.models import today_local
-from app.services import access
-from app.services import patrol_pdf as pdf_service
-from app.services import patrols as service
-from app.services.errors import ServiceError, ValidationError
-from app.services.map_data import layer_fc, visible_bounds
+from app.services.core import access
+from app.services.core.errors import ServiceError, ValidationError
+from app.services.grids.map_data import layer_fc, visible_bounds
+from app.services.patrols import patrols as service
+from app.services.patrols import pdf as pdf_service
 
 bp = Blueprint("patrols", __name__, url_prefix="/patrols")
 

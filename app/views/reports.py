@@ -9,8 +9,10 @@ from flask_login import current_user, login_required
 
 from app import maps
 from app.extensions import db
-from app.report_charts import line_chart, score_heatmap
-from app.services import access, assessment, readiness, report_excel
+from app.services.assessment import assessment, readiness
+from app.services.assessment import excel as report_excel
+from app.services.assessment.charts import line_chart, score_heatmap
+from app.services.core import access
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -105,7 +107,7 @@ def export():
         for scope in assessment.SCOPES
     }
     body = report_excel.build_workbook(reports)
-    from app.services.audit import record
+    from app.services.core.audit import record
 
     record(db.session, current_user, "export_report", f"{month} 考核通报", ip=request.remote_addr)
     db.session.commit()

@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, render_template
 from flask_login import current_user, login_required
 
 from app.extensions import db
-from app.services.access import require
+from app.services.core.access import require
 
 bp = Blueprint("setup", __name__, url_prefix="/admin/setup")
 
@@ -15,7 +15,7 @@ bp = Blueprint("setup", __name__, url_prefix="/admin/setup")
 @login_required
 def check():
     """Show every setup check with its status, count and the link or command that fixes it."""
-    from app.services.setup_check import run_setup_check, strict_failures, summary
+    from app.services.ops.setup_check import run_setup_check, strict_failures, summary
 
     require(current_user, "manage_users")
     checks = run_setup_check(db.session, county_code=current_app.config.get("COUNTY_CODE"))
@@ -32,7 +32,7 @@ def check():
 def layer_job(token: str):
     """Answer a background layer import's progress as JSON (polled by the layers page)."""
     from app.background import job_dir
-    from app.services import layer_jobs
+    from app.services.grids import layer_jobs
 
     require(current_user, "manage_grid")
     record = layer_jobs.read_job(job_dir(), token, current_user)

@@ -8,9 +8,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app.extensions import db, login_manager
-from app.services import categories, geocoding, workdays
-from app.services.access import require
-from app.services.errors import ServiceError, ValidationError
+from app.services.core.access import require
+from app.services.core.errors import ServiceError, ValidationError
+from app.services.grids import geocoding
+from app.services.tables import categories, workdays
 
 bp = Blueprint("tables", __name__, url_prefix="/admin/tables")
 

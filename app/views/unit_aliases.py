@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from app.extensions import db, login_manager
 from app.models import Unit
-from app.services import unit_names
-from app.services.access import require
-from app.services.errors import ServiceError, ValidationError
+from app.services.core.access import require
+from app.services.core.errors import ServiceError, ValidationError
+from app.services.tables import unit_names
 
 bp = Blueprint("unit_aliases", __name__, url_prefix="/admin/tables/unit-aliases")
 

@@ -8,9 +8,9 @@ from flask import Blueprint, redirect, render_template, request, send_file, url_
 from flask_login import current_user, login_required
 
 from app.extensions import db
-from app.services import grid_admin as svc
-from app.services.access import is_unit_scoped, require
-from app.services.map_data import layer_fc
+from app.services.core.access import is_unit_scoped, require
+from app.services.grids import admin as svc
+from app.services.grids.map_data import layer_fc
 from app.views import gridmaps
 
 bp = Blueprint("units", __name__, url_prefix="/units")

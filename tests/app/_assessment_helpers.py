@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from app.services.issues import transition
+from app.services.issues.intake import transition
 from tests.conftest import east_point, west_point
 
 MONTH = "2026-09"

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from app.auth import issue_token
 from app.models import Issue, IssueEvent
-from app.services.issues import transition
+from app.services.core.passwords import issue_token
+from app.services.issues.intake import transition
 from tests.conftest import west_point
 
 STALE = "该问题已被他人修改"

@@ -78,7 +78,7 @@ def test_a_problem_is_found_on_the_county_date_with_its_deadline_from_there(
 
 
 def test_overdue_filters_turn_at_the_county_midnight(server_tz, factory, client, session):
-    from app.auth import issue_token
+    from app.services.core.passwords import issue_token
 
     world = factory.town()
     with at(BEFORE):
@@ -117,7 +117,7 @@ def test_export_name_and_patrol_date_are_the_county_date(server_tz, factory, cli
 
 
 def test_ogc_datetime_filter_reads_dates_in_county_time(server_tz, factory, client, session):
-    from app.auth import issue_token
+    from app.services.core.passwords import issue_token
 
     world = factory.town()
     with at(AFTER):
@@ -144,7 +144,7 @@ def test_ogc_datetime_filter_reads_dates_in_county_time(server_tz, factory, clie
 def test_the_monthly_report_defaults_to_the_month_the_county_just_finished(
     server_tz, factory, client
 ):
-    from app.services.assessment import default_month
+    from app.services.assessment.assessment import default_month
 
     factory.town()
     with at(datetime(2026, 11, 30, 15, 30, tzinfo=UTC)):  # still 30 Nov in the county

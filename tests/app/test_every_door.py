@@ -310,12 +310,15 @@ def _cheap_hash(password: str) -> str:
 
 def build_world(app, tmp) -> World:
     """Two units, their users, problems, photos, a patrol, a published month, tokens."""
-    from app.auth import issue_token
     from app.extensions import db
     from app.models import Feature, Layer, Patrol, Stop, User
-    from app.services import accounts, assessment, grids, importer
-    from app.services import photos as photo_service
-    from app.services.issues import transition
+    from app.services.assessment import assessment
+    from app.services.core.passwords import issue_token
+    from app.services.grids import cells as grids
+    from app.services.imports import importer
+    from app.services.issues import photos as photo_service
+    from app.services.issues.intake import transition
+    from app.services.tables import accounts
 
     _empty_tables(app)
     grids.clear_caches()

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.models import Issue, IssueEvent, Photo
-from app.services import photos as photo_service
+from app.services.issues import photos as photo_service
 from tests.app._issue_helpers import jpeg_bytes, photo_files
 from tests.conftest import _config, login, west_point
 
@@ -88,7 +88,7 @@ def test_database_gone_mid_intake_form_gives_503_and_no_problem(
 
 
 def test_database_gone_mid_api_intake_gives_json_503(client, town, session, database_gone):
-    from app.auth import issue_token
+    from app.services.core.passwords import issue_token
 
     token = issue_token(session, town["users"]["inspector"])
     session.commit()
@@ -195,7 +195,7 @@ def test_whole_upload_still_works(client, town, session, app):
 
 
 class _FullDisk:
-    """``os`` for app/services/photos.py whose writes fail with ENOSPC after ``allow`` files."""
+    """``os`` for app/services/issues/photos.py whose writes fail with ENOSPC after ``allow`` files."""
 
     def __init__(self, allow: int = 0) -> None:
         self.allow = allow
@@ -233,7 +233,7 @@ def test_full_disk_on_after_photo_keeps_the_problem_unchanged(
 ):
     lon, lat = west_point(0)
     issue = factory.issue(town["users"]["inspector"], lon=lon, lat=lat)
-    from app.services.issues import transition
+    from app.services.issues.intake import transition
 
     transition(session, town["users"]["admin"], issue.id, "dispatch")
     session.commit()

@@ -24,7 +24,7 @@ OUTSIDE_SOURCES = ("州级交叉检查", "省级暗访", "国家评估", "县级
 @pytest.fixture()
 def town(factory, session):
     """The factory town, a token per user and a problem on each side (so both are ranked)."""
-    from app.auth import issue_token
+    from app.services.core.passwords import issue_token
 
     town = factory.town()
     users = town["users"]
@@ -265,8 +265,8 @@ def test_inspectors_may_set_outside_sources_but_not_back_date(client, town, sess
 
 
 def test_only_the_admin_import_keeps_a_lists_old_dates(session, town):
-    from app.services.errors import ForbiddenError, ValidationError
-    from app.services.issues import IssueInput, create_issue
+    from app.services.core.errors import ForbiddenError, ValidationError
+    from app.services.issues.intake import IssueInput, create_issue
 
     users = town["users"]
     data = IssueInput(description="州级反馈: 路面垃圾", category="0302", lon=EAST[0],
@@ -289,7 +289,7 @@ def test_only_the_admin_import_keeps_a_lists_old_dates(session, town):
 def test_co_unit_sees_and_acts_but_the_lead_is_scored(client, town, session):
     users = town["users"]
     lon, lat = east_point(5)
-    from app.services.issues import IssueInput, create_issue, transition
+    from app.services.issues.intake import IssueInput, create_issue, transition
 
     issue = create_issue(session, users["inspector"], IssueInput(
         description="东西区交界处垃圾", category="0302", lon=lon, lat=lat))
@@ -314,7 +314,7 @@ def test_co_unit_sees_and_acts_but_the_lead_is_scored(client, town, session):
 
 def test_links_never_point_into_problems_the_reader_cannot_see(client, town, session):
     users = town["users"]
-    from app.services.issues import IssueInput, create_issue
+    from app.services.issues.intake import IssueInput, create_issue
 
     east_issue = session.execute(
         select(Issue).where(Issue.unit_id == town["east"].id)

@@ -10,7 +10,7 @@ from tests.conftest import east_point, login, west_point
 
 def test_category_matcher_follows_renames_and_new_synonyms(factory, session):
     from app.models import Category, CategoryAlias
-    from app.services.categories import CategoryMatcher, match_category
+    from app.services.tables.categories import CategoryMatcher, match_category
 
     factory.town()
     session.commit()
@@ -36,8 +36,8 @@ def test_category_matcher_follows_renames_and_new_synonyms(factory, session):
 
 
 def test_report_through_the_api_is_routed_dated_and_written_once(client, factory, session):
-    from app.auth import issue_token
     from app.models import Issue, IssueEvent
+    from app.services.core.passwords import issue_token
 
     town = factory.town()
     token = issue_token(session, town["users"]["inspector"])
@@ -62,9 +62,9 @@ def _decoded(payload):
 
 
 def test_markers_payload_is_the_same_body_and_follows_every_change(client, factory, session):
-    from app.services import map_data, map_layers
-    from app.services.issues import transition
-    from app.services.map_data import IssueFilters
+    from app.services.grids import map_data, map_layers
+    from app.services.grids.map_data import IssueFilters
+    from app.services.issues.intake import transition
 
     town = factory.town()
     inspector = town["users"]["inspector"]

@@ -26,7 +26,7 @@ CSRF_MESSAGE = "缺少安全令牌 (CSRF)"
 
 def _make_app(_unit_database, tmp_path, **overrides):
     from app import create_app
-    from app.services import grids
+    from app.services.grids import cells as grids
 
     url, tmp = _unit_database
     config = _config(url, tmp)
@@ -168,8 +168,8 @@ def test_forms_without_csrf_token_change_nothing(secure_app, world):
 
 def test_bearer_api_is_csrf_exempt(secure_app, world):
     """Token requests carry no cookie, so a cross-site form cannot forge them."""
-    from app.auth import issue_token
     from app.extensions import db
+    from app.services.core.passwords import issue_token
 
     token = issue_token(db.session, world["users"]["inspector"])
     db.session.commit()

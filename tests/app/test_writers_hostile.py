@@ -21,7 +21,7 @@ from shapely.geometry import LineString
 from sqlalchemy import select, update
 
 from app.models import Issue
-from app.services.text import clean_text
+from app.services.core.text import clean_text
 from tests.conftest import BASE_LAT, BASE_LON, STEP, east_point, login, west_point
 
 FORMULAS = ['=HYPERLINK("http://x")', "+1", "@SUM(A1)", "-2+3", "=cmd|' /C calc'!A0"]
@@ -38,9 +38,9 @@ ROAD_NAME = "+1路\u0001"
 @pytest.fixture()
 def world(factory, session):
     """Units and a road with hostile names, problems with hostile text, a planned patrol."""
-    from app.auth import issue_token
-    from app.services import patrols
-    from app.services.layers import store_layer
+    from app.services.core.passwords import issue_token
+    from app.services.grids.layers import store_layer
+    from app.services.patrols import patrols
 
     patrols.clear_caches()
     west = factory.unit(FORMULA_WEST)
@@ -117,7 +117,7 @@ def test_intake_cleans_text_and_keeps_formulas_as_typed(world, client, session):
 
 
 def test_every_export_answers_parses_and_carries_no_formula(world, client, session, tmp_path):
-    from app.services import patrols
+    from app.services.patrols import patrols
 
     _report_hostile(client)
     inspector = world["inspector"]
@@ -198,7 +198,7 @@ def test_rejected_rows_go_back_as_text(world, client, app, tmp_path):
                            content_type="multipart/form-data")
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
     token = response.headers["Location"].rstrip("/").split("/")[-1]
-    from app.services import importer
+    from app.services.imports import importer
 
     mapping = importer.load_sheet(data, "清单.csv").mapping
     form = {f"col_{index}": name for name, index in mapping.items()}
@@ -211,7 +211,7 @@ def test_rejected_rows_go_back_as_text(world, client, app, tmp_path):
 
 
 def test_the_excel_helper_never_writes_a_formula():
-    from app.services.xlsx import write_row
+    from app.services.core.xlsx import write_row
 
     wb = Workbook()
     ws = wb.active
@@ -228,7 +228,7 @@ def test_the_excel_helper_never_writes_a_formula():
 
 
 def test_roster_passwords_workbook_keeps_hostile_names_as_text():
-    from app.services.accounts import passwords_workbook
+    from app.services.tables.accounts import passwords_workbook
 
     data = passwords_workbook([{"unit": FORMULA_WEST, "name": "=1+1\u0001", "username": "u1",
                                 "role_code": "unit_head", "password": "p"}])

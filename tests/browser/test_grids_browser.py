@@ -10,7 +10,7 @@ pytestmark = pytest.mark.browser
 
 
 def _active_grid_id(demo_app) -> int:
-    from app.services.grids import active_grid
+    from app.services.grids.cells import active_grid
 
     with demo_app.app_context():
         return active_grid(db.session).id

@@ -44,7 +44,7 @@ def test_upload_shows_progress_and_counts(web, demo_app, tmp_path):
         web.screenshot("layer-upload")
     finally:
         with demo_app.app_context():
-            from app.services.layers import delete_layers
+            from app.services.grids.layers import delete_layers
 
             ids = db.session.execute(
                 select(Layer.id).where(Layer.kind == "buildings", Layer.name.like("县建筑%"))

@@ -299,7 +299,7 @@ def test_demo_is_small_enough():
 
 
 def test_regenerating_gives_identical_files(tmp_path):
-    from app.services.demo_files import WORKBOOK_NAME, write_demo_files
+    from app.services.ops.demo_files import WORKBOOK_NAME, write_demo_files
 
     written = write_demo_files(
         tmp_path, categories_path=tmp_path / "categories.csv", truth_path=tmp_path / "truth.csv"

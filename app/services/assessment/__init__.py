@@ -1,0 +1,1 @@
+"""Monthly assessment: scoring, publishing, readiness, the Excel report and charts."""

@@ -1,0 +1,1 @@
+"""Problem lists from spreadsheets: the per-row path and the bulk path."""

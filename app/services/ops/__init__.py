@@ -1,0 +1,1 @@
+"""Operations: backup and restore, the demo seed and files, the setup check."""

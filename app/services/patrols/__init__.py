@@ -1,0 +1,1 @@
+"""Field patrols: stops, route planning, records and the printable PDF."""

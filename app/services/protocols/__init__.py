@@ -1,0 +1,1 @@
+"""Machine doors: the JSON API, its OpenAPI document, OGC API Features and Open311."""

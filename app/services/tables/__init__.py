@@ -1,0 +1,1 @@
+"""The county's base tables: categories and synonyms, the calendar, unit routing, unit names, users and units."""
