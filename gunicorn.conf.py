@@ -91,7 +91,10 @@ def post_worker_init(worker):
     app = worker.wsgi
     try:
         with app.app_context():
-            warm_caches()
+            from app.extensions import db
+
+            warm_caches(db.session)
+            db.session.remove()
         with app.test_request_context("/"):
             # The home page's Folium HTML for county-wide roles (built once per worker).
             from sqlalchemy import select

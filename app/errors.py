@@ -1,10 +1,17 @@
-"""Map core and service errors to HTTP in one place; Chinese error pages, no stack traces."""
+"""Map every error to HTTP in one place: Chinese error pages, protocol error bodies, no traces.
+
+``describe_error`` is the one mapping from an error (service, geometry, database, HTTP) to
+its status and the message a person reads. ``register`` answers with it as a page (or the
+site's JSON for JSON clients); ``answer_errors`` is the bridge for the API, OGC and Open311
+blueprints, which answer the same mapping in their own protocol's error body.
+"""
 
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
-from flask import Flask, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, render_template, request
 from markupsafe import escape
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.exc import StaleDataError
@@ -61,49 +68,60 @@ PLAIN_ERROR = (
 )
 
 
-def register(app: Flask) -> None:
-    @app.errorhandler(ServiceError)
-    def _service_error(exc: ServiceError):
-        db.session.rollback()
-        return render_error(exc.status, str(exc))
-
-    @app.errorhandler(GisError)
-    def _gis_error(exc: GisError):
-        db.session.rollback()
-        return render_error(400, str(exc))
-
-    @app.errorhandler(StaleDataError)
-    def _stale(exc):
-        db.session.rollback()
-        return render_error(409, "该问题已被他人修改，请刷新后重试")
-
-    @app.errorhandler(OperationalError)
-    def _db_down(exc):
-        db.session.rollback()
-        app.logger.error("database error: %s", exc)
-        return render_error(503)
-
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):
-        message = MESSAGES.get(exc.code or 500)
-        if exc.code == 400 and exc.description and "CSRF" in str(exc.description):
+def describe_error(exc: Exception) -> tuple[int, str]:
+    """The HTTP status of an error and the message a person reads: the one mapping."""
+    if isinstance(exc, ServiceError):
+        return exc.status, str(exc)
+    if isinstance(exc, GisError):
+        return 400, str(exc)
+    if isinstance(exc, StaleDataError):
+        return 409, "该问题已被他人修改，请刷新后重试"
+    if isinstance(exc, OperationalError):
+        return 503, MESSAGES[503]
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        message = MESSAGES.get(status, "出错了")
+        if status == 400 and exc.description and "CSRF" in str(exc.description):
             message = "表单已过期或缺少安全令牌 (CSRF)，请刷新页面后重试"
-        if exc.code == 429 and request.endpoint == "auth.login" and exc.description:
+        if status == 429 and request.endpoint == "auth.login" and exc.description:
             # Flask-Limiter carries the login limit's own (Chinese) lockout message.
             message = str(exc.description)
-        return render_error(exc.code or 500, message)
+        return status, message
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        return 507, MESSAGES[507]
+    return 500, MESSAGES[500]
 
-    @app.errorhandler(OSError)
-    def _os_error(exc: OSError):
-        db.session.rollback()
-        if exc.errno in DISK_FULL:
-            app.logger.error("disk full: %s", exc)
-            return render_error(507)
-        app.logger.exception("unhandled error")
-        return render_error(500)
+
+def settle_error(exc: Exception) -> tuple[int, str]:
+    """Roll back the failed request's session, log what is the server's fault, describe it."""
+    status, message = describe_error(exc)
+    if isinstance(exc, HTTPException):
+        return status, message
+    db.session.rollback()
+    if status == 503:
+        current_app.logger.error("database error: %s", exc)
+    elif status == 507:
+        current_app.logger.error("disk full: %s", exc)
+    elif status == 500:
+        current_app.logger.exception("unhandled error")
+    return status, message
+
+
+def register(app: Flask) -> None:
+    """Answer every error the views do not handle themselves with a page or JSON."""
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):
-        db.session.rollback()
-        app.logger.exception("unhandled error")
-        return render_error(500)
+    def _error(exc: Exception):
+        return render_error(*settle_error(exc))
+
+
+def answer_errors(bp: Blueprint, body: Callable[[int, str, Exception], Response]) -> None:
+    """Answer every error raised under ``bp`` with ``body(status, message, error)``.
+
+    The bridge from the views of one protocol (the JSON API, OGC API – Features, Open311)
+    to the site's one error mapping: each protocol brings only its error body.
+    """
+
+    @bp.errorhandler(Exception)
+    def _protocol_error(exc: Exception):
+        return body(*settle_error(exc), exc)

@@ -28,7 +28,7 @@ from shapely.geometry import LineString, Point, box
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gis.address import parse_address  # noqa: E402
-from gis.geocode import Geocoder  # noqa: E402
+from gis.geocode.geocoder import Geocoder  # noqa: E402
 
 UTM = "EPSG:32648"
 SPACING = 150.0

@@ -41,19 +41,9 @@ from sqlalchemy import func, select  # noqa: E402
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.models import Category, Cell, GridLayer, Issue, IssueEvent, User  # noqa: E402
+from app.services.imports.rows import WORKBOOK_HEADER  # noqa: E402
 
-HEADERS = [
-    "序号",
-    "问题描述",
-    "问题地点",
-    "问题类别",
-    "责任单位",
-    "发现时间",
-    "整改时限",
-    "经度",
-    "纬度",
-    "备注",
-]
+HEADERS = list(WORKBOOK_HEADER)
 TARGET_S = 20.0
 
 
@@ -187,26 +177,25 @@ def demo_world(path: Path, tmp: Path) -> dict:
 
 def timed_import(db_path: Path, tmp: Path, csv_path: Path, *, bulk: bool | None) -> dict:
     """Import a list into a database copy; return times and the stored placement."""
-    from app.services.grids import cells as grids
-    from app.services.grids import geocoding
-    from app.services.imports import importer
+    from app.services.core.cache import reset_caches
+    from app.services.core.tabular import read_table
+    from app.services.imports.sheet import import_file
 
     # Cold caches for every run: the locator and the geocoder are built inside the timing,
     # as in a fresh `flask import-issues` process.
-    grids.clear_caches()
-    geocoding._CACHE.clear()
+    reset_caches()
     app = make_app(f"sqlite:///{db_path}", tmp)
     with app.app_context():
         admin = db.session.execute(select(User).where(User.role == "admin")).scalar()
         before = db.session.execute(select(func.count(Issue.id))).scalar()
         t0 = time.perf_counter()
-        _, result = importer.import_file(
+        _, result = import_file(
             db.session, admin, csv_path, source="县级督查", skip_errors=True, bulk=bulk
         )
         db.session.commit()
         total = time.perf_counter() - t0
         t0 = time.perf_counter()
-        importer.read_table(csv_path)
+        read_table(csv_path)
         read = time.perf_counter() - t0
         stored = (
             {

@@ -1,11 +1,11 @@
-"""Benchmark gis.routing.solve_tour against OR-Tools guided local search on the SAME matrix.
+"""Benchmark gis.routing.tour.solve_tour against OR-Tools guided local search on the SAME matrix.
 
 Run from the repository root:  .venv/bin/python bench/bench_routing.py [--quick]
 
 Networks: the Guixi OSM extract (../shared/data/osm/guixi/roads.geojson) and the demo
 town (layers/demo/roads.geojson) when present. For each network and mode, random seeded
 stops inside the road extent are snapped to the network; the road distance matrix is
-built with gis.routing.distance_matrix and rounded to whole metres, and both solvers
+built with gis.routing.search.distance_matrix and rounded to whole metres, and both solvers
 order the same closed tour from stop 0.
 
 Targets: 50 stops within 2 % of OR-Tools and < 1 s; 200 stops within 3 % and < 5 s.
@@ -24,7 +24,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gis.routing import build_road_graph, distance_matrix, snap_points, solve_tour  # noqa: E402
+from gis.routing.graph import build_road_graph  # noqa: E402
+from gis.routing.search import distance_matrix  # noqa: E402
+from gis.routing.snap import snap_points  # noqa: E402
+from gis.routing.tour import solve_tour  # noqa: E402
 
 GUIXI = ROOT.parent / "shared/data/osm/guixi/roads.geojson"
 DEMO = ROOT / "layers/demo/roads.geojson"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from app.cli import fail, run_service
+from app.config import current_settings
 from app.extensions import db
+from app.services.ops.backup import create_backup, restore_backup
 
 
 @click.command("backup")
@@ -24,15 +26,14 @@ from app.extensions import db
 @with_appcontext
 def backup_command(out_dir: str | None, as_dir: bool) -> None:
     """Write a timestamped backup (database snapshot + photos + manifest.json)."""
-    from app.services.ops.backup import create_backup, default_backup_dir
-
-    target = Path(out_dir) if out_dir else default_backup_dir(current_app.config["INSTANCE_DIR"])
+    settings = current_settings()
     result = run_service(
         create_backup,
         db.session,
-        out_dir=target,
-        photo_dir=Path(current_app.config["PHOTO_DIR"]),
+        out_dir=Path(out_dir) if out_dir else settings.backup_dir,
+        photo_dir=settings.photo_dir,
         archive=not as_dir,
+        env=os.environ,  # pg_dump runs in the command's environment (PATH, PGSSLMODE, ...)
         log=click.echo,
     )
     m = result.manifest
@@ -49,8 +50,6 @@ def backup_command(out_dir: str | None, as_dir: bool) -> None:
 @with_appcontext
 def restore_command(path: str, yes: bool, force: bool) -> None:
     """Restore a backup into an empty database and verify it against its manifest."""
-    from app.services.ops.backup import restore_backup
-
     url = db.engine.url.render_as_string(hide_password=True)
     if not yes and not click.confirm(f"把备份 {path} 恢复到 {url}?", default=False):
         fail("已取消")
@@ -58,8 +57,9 @@ def restore_command(path: str, yes: bool, force: bool) -> None:
         restore_backup,
         db.session,
         Path(path),
-        photo_dir=Path(current_app.config["PHOTO_DIR"]),
+        photo_dir=current_settings().photo_dir,
         force=force,
+        env=os.environ,
         log=click.echo,
     )
     counts = result.counts

@@ -30,7 +30,7 @@ def _acting_admin(username: str | None) -> User:
 @with_appcontext
 def dispatch_command(batch_id: str, username: str | None) -> None:
     """Dispatch every dispatchable problem of a batch; print the counts per unit."""
-    from app.services.batches.batches import dispatch_batch
+    from app.services.batches.dispatch import dispatch_batch
 
     text = str(batch_id).strip()
     if not text.isdigit() or len(text) > 12 or not 1 <= int(text) <= 2**31 - 1:

@@ -8,6 +8,7 @@ import click
 from flask.cli import with_appcontext
 
 from app.cli import fail
+from app.config import current_settings
 from app.extensions import db
 from app.services.core.errors import ServiceError
 from gis.errors import GisError
@@ -42,7 +43,9 @@ def import_issues_command(
     dispatch: bool,
 ) -> None:
     """Import a feedback list (.xlsx/.xls/.csv); print a summary of what happened."""
-    from app.services.imports.importer import dispatch_imported, import_file, parse_received_on
+    from app.services.imports.batching import dispatch_imported
+    from app.services.imports.rows import parse_received_on
+    from app.services.imports.sheet import import_file
 
     path = Path(file)
     if not path.is_file():
@@ -57,6 +60,7 @@ def import_issues_command(
             dry_run=dry_run,
             bulk=bulk,
             received_on=parse_received_on(received_on),
+            photo_dir=current_settings().photo_dir,
         )
     except (ServiceError, GisError) as exc:
         db.session.rollback()

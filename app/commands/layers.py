@@ -8,21 +8,11 @@ import click
 from flask.cli import with_appcontext
 
 from app.cli import fail, run_service
+from app.config import current_settings
 from app.extensions import db
 from app.services.core.errors import ServiceError
+from app.services.grids.uploads import IMPORT_KINDS
 from gis.errors import GisError
-
-KIND_CHOICES = [
-    "boundary",
-    "roads",
-    "pois",
-    "buildings",
-    "communities",
-    "subdistricts",
-    "water",
-    "addresses",
-    "grid",
-]
 
 
 def _existing(file: str) -> Path:
@@ -37,8 +27,7 @@ def _existing(file: str) -> Path:
 @with_appcontext
 def import_osm_command(file: str) -> None:
     """Import roads, POIs, buildings, water, door plates and a built-up boundary from OSM."""
-    from app.services.grids.admin import KIND_LABELS
-    from app.services.grids.layers import import_osm_file
+    from app.services.grids.layers import KIND_LABELS, import_osm_file
 
     result = run_service(import_osm_file, db.session, _existing(file))
     for kind, count in result["layers"].items():
@@ -52,7 +41,7 @@ def import_osm_command(file: str) -> None:
 
 @click.command("import-layer")
 @click.argument("file")
-@click.option("--kind", type=click.Choice(KIND_CHOICES), required=True, help="图层类型")
+@click.option("--kind", type=click.Choice(IMPORT_KINDS), required=True, help="图层类型")
 @click.option(
     "--crs",
     "source_crs",
@@ -65,11 +54,13 @@ def import_osm_command(file: str) -> None:
 @with_appcontext
 def import_layer_command(file: str, kind: str, source_crs: str, name: str | None) -> None:
     """Import a GeoJSON/GPKG/Shapefile(zip)/KML file as one layer; a grid is checked first."""
-    from app.services.grids.admin import GridCheckError, import_layer
+    from app.services.grids.uploads import import_layer
+    from app.services.grids.versions import GridCheckError
 
     path = _existing(file)
     try:
-        layer = import_layer(db.session, path, kind, source_crs, name=name)
+        layer = import_layer(db.session, path, kind, source_crs, name=name,
+                             county_code=current_settings().county_code)
     except GridCheckError as exc:
         db.session.rollback()
         for finding in exc.report["findings"]:
@@ -108,10 +99,11 @@ def make_grid_command(
     name: str | None,
 ) -> None:
     """Build, code and check a grid; store it inactive; print its id on the last line."""
-    from app.services.grids.admin import make_grid
+    from app.services.grids.build import make_grid
 
     grid = run_service(
-        make_grid, db.session, method, boundary_name, target_area, size, resolution, name=name
+        make_grid, db.session, method, boundary_name, target_area, size, resolution, name=name,
+        county_code=current_settings().county_code,
     )
     click.echo(
         f"网格图层已生成 (未启用): {grid.cell_count} 个网格; {grid.params['check']['summary']}"
@@ -137,9 +129,10 @@ def make_grid_command(
 @with_appcontext
 def activate_grid_command(grid_id: int) -> None:
     """Check a stored grid, make it the active one and re-assign problems to its cells."""
-    from app.services.grids.admin import activate
+    from app.services.grids.versions import activate
 
-    result = run_service(activate, db.session, None, grid_id)
+    result = run_service(activate, db.session, None, grid_id,
+                         county_code=current_settings().county_code)
     click.echo(
         f"网格图层 {grid_id} 已启用: {result['reassigned']} 个问题重新归属网格, "
         f"{result['outside']} 个在网格外"
@@ -152,7 +145,7 @@ def activate_grid_command(grid_id: int) -> None:
 @with_appcontext
 def export_grid_command(grid_id: int, file: str) -> None:
     """Write a grid version to FILE; the format follows the extension (.geojson .gpkg .zip .kml)."""
-    from app.services.grids.admin import export_cli_grid, format_for_path
+    from app.services.grids.export import export_cli_grid, format_for_path
 
     fmt = run_service(format_for_path, file)
     data = run_service(export_cli_grid, db.session, grid_id, fmt)
@@ -170,7 +163,7 @@ def export_grid_command(grid_id: int, file: str) -> None:
 @with_appcontext
 def assign_cells_command(file: str, grid_id: int | None) -> None:
     """Assign cells to units from a CSV/XLSX with columns code,unit (all rows or none)."""
-    from app.services.grids.admin import assign_from_table
+    from app.services.grids.assign import assign_from_table
 
     count = run_service(assign_from_table, db.session, _existing(file), grid_id=grid_id)
     click.echo(f"已分配 {count} 个网格")

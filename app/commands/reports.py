@@ -53,16 +53,17 @@ def report_command(
     month: str, publish: bool, reason: str | None, as_json: bool, scope: str
 ) -> None:
     """Print (and optionally publish) a month's ranking, red list and black list."""
-    from app.services.assessment import assessment
+    from app.services.assessment import months, scoring
+    from app.services.assessment import publish as publishing
 
     try:
-        assessment.parse_month(month)
+        months.parse_month(month)
     except ServiceError as exc:
         fail(str(exc))
     if publish:
-        run_service(assessment.publish_month, db.session, None, month, scope=scope, reason=reason)
+        run_service(publishing.publish_month, db.session, None, month, scope=scope, reason=reason)
     try:
-        data = assessment.load_report(db.session, month, scope)
+        data = publishing.load_report(db.session, month, scope)
     except ServiceError as exc:
         db.session.rollback()
         fail(str(exc))
@@ -76,7 +77,7 @@ def report_command(
         click.echo(json.dumps(out, ensure_ascii=False))
         return
     state = f"已发布 {data['published_at']}" if data["published"] else "未发布 (实时计算)"
-    click.echo(f"{data['month']} {assessment.SCOPES[scope]}考核  [{state}]")
+    click.echo(f"{data['month']} {scoring.SCOPES[scope]}考核  [{state}]")
     click.echo(
         f"{'名次':>4}  {'得分':>7}  {'受理':>4} {'销号':>4} {'按期率':>7} {'返工率':>7} "
         f"{'反弹率':>7} {'超期':>4} {'扣分':>7}  名称"

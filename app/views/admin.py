@@ -23,6 +23,7 @@ from app.services.core import audit
 from app.services.core.access import require
 from app.services.core.errors import ValidationError
 from app.services.tables import accounts
+from app.services.tables import roster as roster_import  # ``roster`` is a view here
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -317,7 +318,7 @@ def roster():
     if upload is None or not upload.filename:
         return render_template("admin/roster_upload.html", error="请选择花名册文件"), 400
     try:
-        token = accounts.store_roster_upload(
+        token = roster_import.store_roster_upload(
             _roster_dir(), current_user, upload.read(), upload.filename
         )
     except ValidationError as exc:
@@ -328,14 +329,14 @@ def roster():
 @bp.route("/roster/<token>", methods=["GET", "POST"])
 def roster_preview(token: str):
     """Preview every roster row with its problems; import all rows on confirmation."""
-    info = accounts.load_roster_upload(_roster_dir(), current_user, token)
+    info = roster_import.load_roster_upload(_roster_dir(), current_user, token)
     if info["data"] is None:
         return redirect(url_for("admin.roster"))
     create_units = request.values.get("create_units") == "1"
     error = None
     if request.method == "POST":
         try:
-            rows = accounts.import_roster(
+            rows = roster_import.import_roster(
                 db.session,
                 current_user,
                 info["data"],
@@ -348,7 +349,7 @@ def roster_preview(token: str):
             error = str(exc)
         else:
             db.session.commit()
-            accounts.keep_passwords(_roster_dir(), current_user, token, rows)
+            roster_import.keep_passwords(_roster_dir(), current_user, token, rows)
             return _no_store(
                 current_app.make_response(
                     render_template(
@@ -356,8 +357,10 @@ def roster_preview(token: str):
                     )
                 )
             )
-    rows = accounts.check_roster(
-        db.session, accounts.read_roster(info["data"], info["filename"]), create_units=create_units
+    rows = roster_import.check_roster(
+        db.session,
+        roster_import.read_roster(info["data"], info["filename"]),
+        create_units=create_units,
     )
     return render_template(
         "admin/roster_preview.html",
@@ -374,7 +377,7 @@ def roster_preview(token: str):
 @bp.get("/roster/<token>/passwords.xlsx")
 def roster_passwords(token: str):
     """Download the new accounts' temporary passwords (once)."""
-    data = accounts.take_passwords(_roster_dir(), current_user, token)
+    data = roster_import.take_passwords(_roster_dir(), current_user, token)
     response = send_file(
         io.BytesIO(data),
         as_attachment=True,

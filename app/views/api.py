@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify, request, send_file, url_for
 
 from app.auth import user_from_bearer
+from app.config import current_settings
+from app.errors import answer_errors
 from app.extensions import csrf, db
 from app.services.core import params
-from app.services.core.errors import ServiceError
 from app.services.issues import photos
 from app.services.protocols import api as service
 from app.services.protocols.openapi import build_openapi
@@ -19,13 +20,19 @@ csrf.exempt(bp)
 PUBLIC_ENDPOINTS = {"api.openapi"}
 
 
-def api_error(status: int, message: str, **extra):
-    """A JSON error body; 401 also names the expected scheme."""
-    response = jsonify({"error": message, "status": status, **extra})
+def api_error(status: int, message: str, exc: Exception | None = None):
+    """The API's JSON error body, naming the field when the error knows it; 401 also names
+    the expected scheme."""
+    field = getattr(exc, "field", None)
+    response = jsonify({"error": message, "status": status, **({"field": field} if field else {})})
     response.status_code = status
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="sanigrid"'
     return response
+
+
+# Every /api/v1 blueprint answers errors in this shape (app/errors.py maps them).
+answer_errors(bp, api_error)
 
 
 @bp.before_request
@@ -40,14 +47,6 @@ def authenticate():
     return None
 
 
-@bp.errorhandler(ServiceError)
-def service_error(exc: ServiceError):
-    """Map a service error to the API's JSON error shape (naming the field if known)."""
-    db.session.rollback()
-    field = getattr(exc, "field", None)
-    return api_error(exc.status, str(exc), **({"field": field} if field else {}))
-
-
 def json_body():
     """The request's JSON body ({} when empty): 415 unless declared JSON, 400 when too
     large, nested deeper than 32 levels or not JSON (checked before it is decoded)."""
@@ -58,9 +57,6 @@ def json_body():
     return params.parse_json_body(
         request.get_data(cache=True), mimetype=request.mimetype, length=length
     )
-
-
-_json_body = json_body
 
 
 @bp.get("/openapi.json")
@@ -78,7 +74,7 @@ def list_issues():
 @bp.post("/issues")
 def create_issue():
     """Report a new issue."""
-    status, data = service.create_issue_from_json(db.session, g.api_user, _json_body())
+    status, data = service.create_issue_from_json(db.session, g.api_user, json_body())
     db.session.commit()
     return jsonify(data), status
 
@@ -92,7 +88,7 @@ def get_issue(issue_id: int):
 @bp.post("/issues/<int:issue_id>/actions")
 def act_on_issue(issue_id: int):
     """Move an issue along the workflow (optimistic locking by version)."""
-    data = service.act_on_issue(db.session, g.api_user, issue_id, _json_body())
+    data = service.act_on_issue(db.session, g.api_user, issue_id, json_body())
     db.session.commit()
     return jsonify(data)
 
@@ -101,12 +97,14 @@ def act_on_issue(issue_id: int):
 def add_issue_photos(issue_id: int):
     """Add before/after photos to an issue (multipart: kind, version, photo files)."""
     files = request.files.getlist("photo") or request.files.getlist("photos")
-    data, rows = service.add_issue_photos(db.session, g.api_user, issue_id, request.form, files)
+    settings = current_settings()
+    data, rows = service.add_issue_photos(db.session, g.api_user, issue_id, request.form, files,
+                                          settings=settings)
     try:
         db.session.commit()
     except Exception:
         db.session.rollback()
-        photos.remove_files(rows)
+        photos.remove_files(rows, photo_dir=settings.photo_dir)
         raise
     return jsonify(data), 201
 
@@ -114,7 +112,7 @@ def add_issue_photos(issue_id: int):
 @bp.post("/issues/<int:issue_id>/place")
 def place_issue(issue_id: int):
     """Place a 待定位 issue at a coordinate."""
-    data = service.place_issue(db.session, g.api_user, issue_id, _json_body())
+    data = service.place_issue(db.session, g.api_user, issue_id, json_body())
     db.session.commit()
     return jsonify(data)
 
@@ -122,7 +120,8 @@ def place_issue(issue_id: int):
 @bp.get("/issues/<int:issue_id>/photos/<int:photo_id>")
 def get_photo(issue_id: int, photo_id: int):
     """Send a photo of an issue the user may see."""
-    path = service.photo_path(db.session, g.api_user, issue_id, photo_id)
+    path = service.photo_path(db.session, g.api_user, issue_id, photo_id,
+                              photo_dir=current_settings().photo_dir)
     return send_file(path, max_age=0)
 
 

@@ -2,53 +2,40 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify
 
-from app.auth import user_from_bearer
+from app.errors import answer_errors
 from app.extensions import csrf, db
-from app.services.batches import batches
-from app.services.core.errors import ServiceError
-from app.views.api import api_error
+from app.services.batches import dispatch as batch_dispatch
+from app.services.batches import queries as batch_queries
+from app.views.api import api_error, authenticate
 
 bp = Blueprint("batch_api", __name__, url_prefix="/api/v1/batches")
 # Bearer tokens only, never cookies: a cross-site form cannot carry the token, so no CSRF.
 csrf.exempt(bp)
 
 
-@bp.before_request
-def authenticate():
-    """Require a bearer token (never a cookie), as the rest of the API does."""
-    user = user_from_bearer(request.headers.get("Authorization"))
-    if user is None:
-        return api_error(401, "缺少或无效的 API 令牌 (Authorization: Bearer <token>)")
-    g.api_user = user
-    return None
-
-
-@bp.errorhandler(ServiceError)
-def service_error(exc: ServiceError):
-    """Map a service error to the API's JSON error shape."""
-    db.session.rollback()
-    field = getattr(exc, "field", None)
-    return api_error(exc.status, str(exc), **({"field": field} if field else {}))
+# The same bearer-token check and JSON error shape as the rest of /api/v1.
+bp.before_request(authenticate)
+answer_errors(bp, api_error)
 
 
 @bp.get("")
 def list_batches():
     """List the feedback batches the token's user may see, with their counts."""
-    items = batches.list_batches(db.session, g.api_user)
+    items = batch_queries.list_batches(db.session, g.api_user)
     return jsonify({"items": items, "total": len(items)})
 
 
 @bp.get("/<int:batch_id>")
 def get_batch(batch_id: int):
     """Show one batch's progress (a unit head: their share only)."""
-    return jsonify(batches.batch_detail_dict(db.session, g.api_user, batch_id))
+    return jsonify(batch_queries.batch_detail_dict(db.session, g.api_user, batch_id))
 
 
 @bp.post("/<int:batch_id>/dispatch")
 def dispatch(batch_id: int):
     """Dispatch every dispatchable problem of the batch (admins)."""
-    result = batches.dispatch_batch(db.session, g.api_user, batch_id)
+    result = batch_dispatch.dispatch_batch(db.session, g.api_user, batch_id)
     db.session.commit()
     return jsonify(result.to_dict())

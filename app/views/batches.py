@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import folium
 from flask import (
     Blueprint,
     current_app,
@@ -18,8 +17,11 @@ from flask import (
 from flask_login import current_user, login_required
 
 from app.extensions import db
-from app.maps import STATUS_COLOURS, add_area, add_lines, new_map, render_parts
-from app.services.batches import batches, ledger
+from app.maps.problems import build_batch_map
+from app.services.batches import dispatch as batch_dispatch
+from app.services.batches import ledger
+from app.services.batches import queries as batch_queries
+from app.services.batches import recheck as batch_recheck
 from app.services.core import access
 from app.services.core.errors import ServiceError, ValidationError
 from app.services.grids.map_data import layer_fc
@@ -37,38 +39,10 @@ def _require_login():
     """Every page here needs a signed-in user."""
 
 
-def _batch_map(issues):
-    """The batch's problems on the one map builder, coloured by status."""
-    placed = [i for i in issues if i.lon is not None and i.lat is not None]
-    if not placed:
-        return None
-    pad = 0.002
-    bounds = (
-        min(i.lon for i in placed) - pad, min(i.lat for i in placed) - pad,
-        max(i.lon for i in placed) + pad, max(i.lat for i in placed) + pad,
-    )
-    m = new_map(bounds=bounds)
-    boundary = layer_fc(db.session, "boundary")
-    if boundary:
-        add_area(m, boundary, name="建成区边界", colour="#333333", weight=2.5, dash="6 4")
-    roads = layer_fc(db.session, "roads")
-    if roads:
-        add_lines(m, roads, name="道路", colour="#8a8a8a", weight=1.2)
-    group = folium.FeatureGroup(name="本批次问题").add_to(m)
-    for issue in placed:
-        colour = STATUS_COLOURS.get(issue.status, "#999999")
-        folium.CircleMarker(
-            [issue.lat, issue.lon], radius=6, color="#ffffff", weight=1.5, fill=True,
-            fill_color=colour, fill_opacity=0.95,
-            tooltip=f"序号 {issue.batch_seq or '—'} · #{issue.id} {issue.status_label}",
-        ).add_to(group)
-    return render_parts(m)
-
-
 @bp.get("/")
 def list_batches():
     """List the feedback batches with their progress (a unit head: their share)."""
-    items = batches.list_batches(db.session, current_user)
+    items = batch_queries.list_batches(db.session, current_user)
     return render_template("batches/list.html", items=items)
 
 
@@ -76,10 +50,19 @@ def list_batches():
 def show(batch_id: int):
     """Show one batch's progress, map, conflicts and re-check."""
     unit_id = request.args.get("unit", type=int)
-    detail = batches.batch_progress(db.session, current_user, batch_id, unit_id=unit_id)
+    detail = batch_queries.batch_progress(db.session, current_user, batch_id, unit_id=unit_id)
+    points = [
+        {"lon": i.lon, "lat": i.lat, "status": i.status,
+         "label": f"序号 {i.batch_seq or '—'} · #{i.id} {i.status_label}"}
+        for i in detail["issues"]
+        if i.lon is not None and i.lat is not None
+    ]
+    parts = build_batch_map(
+        points, boundary_fc=layer_fc(db.session, "boundary"), roads_fc=layer_fc(db.session, "roads")
+    ) if points else None
     return render_template(
         "batches/show.html",
-        parts=_batch_map(detail["issues"]),
+        parts=parts,
         units=ledger.units_in(db.session, current_user, batch_id),
         unit_id=unit_id,
         may_dispatch=access.may(current_user, "dispatch"),
@@ -92,11 +75,11 @@ def show(batch_id: int):
 @bp.post("/<int:batch_id>/conflicts")
 def settle(batch_id: int):
     """Settle the ticked routing conflicts: keep the list's unit or follow the rules."""
-    batches.get_batch(db.session, current_user, batch_id)
+    batch_queries.get_batch(db.session, current_user, batch_id)
     access.require(current_user, "reroute")
     back = url_for("batches.show", batch_id=batch_id) + "#conflicts"
     try:
-        result = batches.settle_conflicts(
+        result = batch_dispatch.settle_conflicts(
             db.session, current_user, request.form.getlist("ids"),
             request.form.get("choice", ""), batch_id=batch_id,
         )
@@ -118,8 +101,8 @@ def settle(batch_id: int):
 @bp.get("/<int:batch_id>/dispatch")
 def dispatch_preview(batch_id: int):
     """Preview a whole batch's dispatch: how many go to which unit, what is skipped."""
-    preview = batches.preview_batch(db.session, current_user, batch_id)
-    batch = batches.get_batch(db.session, current_user, batch_id)
+    preview = batch_dispatch.preview_batch(db.session, current_user, batch_id)
+    batch = batch_queries.get_batch(db.session, current_user, batch_id)
     return render_template(
         "batches/dispatch.html", preview=preview, batch=batch,
         action=url_for("batches.dispatch", batch_id=batch_id), back=url_for(
@@ -130,7 +113,7 @@ def dispatch_preview(batch_id: int):
 @bp.post("/<int:batch_id>/dispatch")
 def dispatch(batch_id: int):
     """Dispatch every dispatchable problem of the batch in one step."""
-    result = batches.dispatch_batch(db.session, current_user, batch_id)
+    result = batch_dispatch.dispatch_batch(db.session, current_user, batch_id)
     db.session.commit()
     raced = sum(s["code"] in ("raced", "dispatched") for s in result.skipped)
     if not result.dispatched and raced:
@@ -146,8 +129,8 @@ def dispatch_selection_preview():
     """Preview dispatching the problem list's current filter results."""
     access.require(current_user, "dispatch")
     filters = issue_queries.parse_filters(request.args)
-    ids = batches.filtered_issue_ids(db.session, current_user, filters)
-    preview = batches.preview_issues(db.session, current_user, ids)
+    ids = batch_dispatch.filtered_issue_ids(db.session, current_user, filters)
+    preview = batch_dispatch.preview_issues(db.session, current_user, ids)
     return render_template(
         "batches/dispatch.html", preview=preview, batch=None,
         action=url_for("batches.dispatch_selection"),
@@ -163,7 +146,7 @@ def dispatch_selection():
     if not ids:
         msg = "请至少勾选一个要派遣的问题"
         raise ValidationError(msg)
-    result = batches.dispatch_issues(db.session, current_user, ids)
+    result = batch_dispatch.dispatch_issues(db.session, current_user, ids)
     db.session.commit()
     flash(f"已派遣 {result.dispatched} 个问题"
           + (f"，跳过 {len(result.skipped)} 个" if result.skipped else ""), "ok")
@@ -197,12 +180,12 @@ def ledger_docx(batch_id: int):
 def recheck(batch_id: int):
     """Import the prefecture's 复核 of the returned list against the batch."""
     access.require(current_user, "import")
-    batch = batches.get_batch(db.session, current_user, batch_id)
+    batch = batch_queries.get_batch(db.session, current_user, batch_id)
     upload = request.files.get("file")
     data = upload.stream.read(current_app.config.get("MAX_CONTENT_LENGTH") or 32 << 20) \
         if upload and upload.filename else b""
     try:
-        result = batches.import_recheck(db.session, current_user, batch_id, data,
+        result = batch_recheck.import_recheck(db.session, current_user, batch_id, data,
                                         (upload.filename if upload else "") or "复核.xlsx")
     except ServiceError as exc:
         db.session.rollback()

@@ -10,7 +10,7 @@ from app.services.core.access import require
 from app.services.core.errors import ServiceError
 from app.services.core.params import is_id
 from app.services.issues import classify
-from app.services.tables import categories
+from app.services.tables import category_match
 
 bp = Blueprint("classify", __name__, url_prefix="/issues/pending")
 
@@ -31,7 +31,7 @@ def _page(status: int = 200, error: str | None = None, picked=()):
         items=items,
         total=total,
         groups=_groups(),
-        default_days=categories.pending_deadline_days(db.session),
+        default_days=category_match.pending_deadline_days(db.session),
         error=error,
         picked={str(p) for p in picked},
         chosen=request.form.get("category", ""),
@@ -80,7 +80,7 @@ def apply():
 def save_default():
     """Change the default deadline (working days) a 待分类 problem gets."""
     try:
-        days = categories.set_pending_deadline_days(db.session, current_user,
+        days = category_match.set_pending_deadline_days(db.session, current_user,
                                                     request.form.get("days", ""))
     except ServiceError as exc:
         db.session.rollback()

@@ -7,12 +7,16 @@ import io
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 
+from app.config import current_settings
 from app.extensions import db
+from app.maps.cells import build_assign_map
+from app.maps.zones import build_preview_map, build_zone_map
 from app.services.core.access import may, require
 from app.services.core.errors import ServiceError
-from app.services.grids import admin as svc
+from app.services.grids import build, export, uploads, versions
+from app.services.grids.assign import assign_selected, list_units
+from app.services.grids.layers import KIND_LABELS, LAYER_KINDS, list_layers
 from app.services.grids.map_data import layer_fc
-from app.views import gridmaps, zonemap
 from gis.errors import GisError
 
 bp = Blueprint("grids", __name__, url_prefix="/grids")
@@ -42,12 +46,12 @@ def _base_layers() -> dict:
 @login_required
 def list_grids():
     """List grid versions with their check state, activation and export links."""
-    svc.require_grid_reader(current_user)
+    versions.require_grid_reader(current_user)
     return render_template(
         "grids/list.html",
-        grids=svc.list_grids(db.session),
-        labels=svc.METHOD_LABELS,
-        formats=svc.FORMAT_LABELS,
+        grids=versions.list_grids(db.session),
+        labels=build.METHOD_LABELS,
+        formats=export.FORMAT_LABELS,
     )
 
 
@@ -55,7 +59,10 @@ def list_grids():
 @login_required
 def activate(grid_id: int):
     """Activate a checked grid version; problems move to its cells."""
-    result = svc.activate(db.session, current_user, grid_id, ip=request.remote_addr)
+    result = versions.activate(
+        db.session, current_user, grid_id, ip=request.remote_addr,
+        county_code=current_settings().county_code,
+    )
     db.session.commit()
     flash(
         f"网格图层 {grid_id} 已启用: {result['reassigned']} 个问题重新归属网格，"
@@ -69,7 +76,7 @@ def activate(grid_id: int):
 @login_required
 def export_grid(grid_id: int, fmt: str):
     """Download a grid version (a unit head gets their own cells only)."""
-    data, mime, filename = svc.export_grid(
+    data, mime, filename = export.export_grid(
         db.session, current_user, grid_id, fmt, ip=request.remote_addr
     )
     db.session.commit()
@@ -80,16 +87,17 @@ def export_grid(grid_id: int, fmt: str):
 @login_required
 def report(grid_id: int):
     """Show the check report of a stored grid with the findings on a map."""
-    svc.require_grid_reader(current_user)
-    result = svc.grid_report(db.session, grid_id)
-    cells, bounds = svc.grid_cells_fc(db.session, current_user, grid_id)
-    parts = zonemap.zone_map(cells, bounds, findings=result["findings"], **_base_layers())
+    versions.require_grid_reader(current_user)
+    result = versions.grid_report(
+        db.session, grid_id, county_code=current_settings().county_code)
+    cells, bounds = versions.grid_cells_fc(db.session, current_user, grid_id)
+    parts = build_zone_map(cells, bounds, findings=result["findings"], **_base_layers())
     return render_template(
         "grids/report.html",
         grid=result["grid"],
         report=result,
         parts=parts,
-        labels=svc.METHOD_LABELS,
+        labels=build.METHOD_LABELS,
     )
 
 
@@ -105,9 +113,9 @@ def make_grid():
     form["method"] = form["method"] or "block"
     context = {
         "form": form,
-        "methods": svc.METHODS,
-        "labels": svc.METHOD_LABELS,
-        "boundaries": svc.boundary_choices(db.session),
+        "methods": build.METHODS,
+        "labels": build.METHOD_LABELS,
+        "boundaries": build.boundary_choices(db.session),
         "candidate": None,
         "parts": None,
         "error": None,
@@ -115,6 +123,7 @@ def make_grid():
     if request.method == "GET":
         return render_template("grids/new.html", **context)
     args = {
+        "county_code": current_settings().county_code,
         "boundary_name": form["boundary"] or None,
         "target_area": form["target_area"],
         "size": form["size"],
@@ -122,20 +131,20 @@ def make_grid():
     }
     try:
         if request.form.get("action") == "save":
-            grid = svc.make_grid(
+            grid = build.make_grid(
                 db.session, form["method"], **args, user=current_user, name=form["name"] or None
             )
             db.session.commit()
             flash(f"已保存为新版本: 网格图层 {grid.id} ({grid.cell_count} 个网格，未启用)", "ok")
             return redirect(url_for("grids.list_grids"))
-        candidate = svc.build_candidate(db.session, form["method"], **args)
+        candidate = build.build_candidate(db.session, form["method"], **args)
     except (ServiceError, GisError) as exc:
         db.session.rollback()
         context["error"] = str(exc)
         return render_template("grids/new.html", **context), 400
-    cells, bounds = svc.candidate_fc(candidate)
+    cells, bounds = build.candidate_fc(candidate)
     context["candidate"] = candidate
-    context["parts"] = zonemap.zone_map(
+    context["parts"] = build_zone_map(
         cells, bounds, findings=candidate.report["findings"], **_base_layers()
     )
     return render_template("grids/new.html", **context)
@@ -150,19 +159,20 @@ def upload():
         return render_template("grids/upload.html", report=None, error=None, parts=None)
     upload_file = request.files.get("file")
     try:
-        grid = svc.import_grid_upload(
+        grid = uploads.import_grid_upload(
             db.session,
             current_user,
             upload_file.read() if upload_file else b"",
             upload_file.filename if upload_file else None,
+            county_code=current_settings().county_code,
         )
-    except svc.GridCheckError as exc:
+    except versions.GridCheckError as exc:
         db.session.rollback()
         return render_template(
             "grids/upload.html",
             report=exc.report,
             error=str(exc),
-            parts=gridmaps.preview_map(
+            parts=build_preview_map(
                 {"type": "FeatureCollection", "features": []},
                 _finding_bounds(exc.report),
                 findings=exc.report["findings"],
@@ -191,15 +201,15 @@ def _finding_bounds(report: dict):
 def assign(grid_id: int):
     """Show the grid coloured by unit; pick cells on the map or upload a table."""
     require(current_user, "manage_grid")
-    grid = svc.get_grid(db.session, grid_id)
-    cells, bounds = svc.grid_cells_fc(db.session, current_user, grid_id)
-    parts, layer_name = gridmaps.assign_map(cells, bounds, **_base_layers())
+    grid = versions.get_grid(db.session, grid_id)
+    cells, bounds = versions.grid_cells_fc(db.session, current_user, grid_id)
+    parts, layer_name = build_assign_map(cells, bounds, **_base_layers())
     return render_template(
         "grids/assign.html",
         grid=grid,
         parts=parts,
         layer_name=layer_name,
-        units=svc.list_units(db.session, current_user),
+        units=list_units(db.session, current_user),
         error=None,
     )
 
@@ -208,7 +218,7 @@ def assign(grid_id: int):
 @login_required
 def assign_cells(grid_id: int):
     """Assign the cells picked on the map to the chosen unit."""
-    count = svc.assign_selected(
+    count = assign_selected(
         db.session,
         current_user,
         grid_id,
@@ -225,7 +235,7 @@ def assign_cells(grid_id: int):
 def assign_table(grid_id: int):
     """Assign cells from an uploaded CSV/XLSX of code,unit (all rows or none)."""
     upload_file = request.files.get("file")
-    count = svc.assign_table_upload(
+    count = uploads.assign_table_upload(
         db.session,
         current_user,
         grid_id,
@@ -244,7 +254,7 @@ def layers():
     from app.background import job_dir, run_in_background
     from app.services.grids import layer_jobs
 
-    svc.require_grid_reader(current_user)
+    versions.require_grid_reader(current_user)
     error, job = None, None
     wants_json = request.accept_mimetypes.best == "application/json"
     if request.method == "POST":
@@ -278,13 +288,12 @@ def layers():
             job["token"] = request.args["job"]
         except ServiceError as exc:
             error = str(exc)
-    kinds = [k for k in svc.IMPORT_KINDS if k != "grid"]
     return render_template(
         "grids/layers.html",
-        layers=svc.list_layers(db.session),
-        formats=svc.FORMAT_LABELS,
-        kinds=kinds,
-        kind_labels=svc.KIND_LABELS,
+        layers=list_layers(db.session),
+        formats=export.FORMAT_LABELS,
+        kinds=LAYER_KINDS,
+        kind_labels=KIND_LABELS,
         error=error,
         job=job,
     ), (400 if error and request.method == "POST" else 200)
@@ -294,7 +303,7 @@ def layers():
 @login_required
 def export_layer(layer_id: int, fmt: str):
     """Download a layer in one of the four formats."""
-    data, mime, filename = svc.export_layer(
+    data, mime, filename = export.export_layer(
         db.session, current_user, layer_id, fmt, ip=request.remote_addr
     )
     db.session.commit()

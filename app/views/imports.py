@@ -16,11 +16,14 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from app.config import current_settings
 from app.extensions import db
 from app.models import SOURCES, today_local
+from app.services.core import tabular
 from app.services.core.access import require
 from app.services.core.errors import ServiceError, ValidationError
-from app.services.imports import importer
+from app.services.imports import batching, rows
+from app.services.imports import sheet as list_import  # ``sheet`` names the Sheet read
 from app.services.tables.unit_routing import UNIT_SOURCE_LABELS
 
 bp = Blueprint("issue_import", __name__, url_prefix="/issues/import")
@@ -42,7 +45,7 @@ def import_form():
     if upload is None or not upload.filename:
         return render_template("imports/upload.html", error="请选择要导入的文件"), 400
     try:
-        token = importer.store_upload(_upload_dir(), current_user, upload.read(), upload.filename)
+        token = list_import.store_list(_upload_dir(), current_user, upload.read(), upload.filename)
     except ValidationError as exc:
         return render_template("imports/upload.html", error=str(exc)), 400
     return redirect(url_for("issue_import.preview", token=token))
@@ -52,23 +55,24 @@ def import_form():
 @login_required
 def preview(token: str):
     """Show the detected column mapping and first rows; import on confirmation."""
-    info = importer.load_upload(_upload_dir(), current_user, token)
+    info = list_import.load_list(_upload_dir(), current_user, token)
     if info["data"] is None:
         return redirect(url_for("issue_import.result", token=token))
-    sheet = importer.load_sheet(info["data"], info["filename"])
+    sheet = tabular.load_sheet(info["data"], info["filename"])
     mapping = None
     error = None
     if request.method == "POST":
         try:
-            mapping = importer.parse_mapping_form(request.form, len(sheet.headers))
-            result = importer.import_sheet(
+            mapping = tabular.parse_mapping_form(request.form, len(sheet.headers))
+            result = list_import.import_sheet(
                 db.session,
                 current_user,
                 sheet,
                 mapping=mapping,
                 source=request.form.get("source"),
                 skip_errors=request.form.get("skip_errors") == "1",
-                received_on=importer.parse_received_on(request.form.get("received_on")),
+                received_on=rows.parse_received_on(request.form.get("received_on")),
+                photo_dir=current_settings().photo_dir,
             )
         except ValidationError as exc:
             db.session.rollback()
@@ -80,24 +84,26 @@ def preview(token: str):
                 db.session.commit()
                 if request.form.get("dispatch") == "1":
                     _dispatch(result)
-            rejected = importer.rejected_workbook(sheet, result) if result.rejected else None
-            importer.finish_upload(_upload_dir(), token, result, rejected, keep_file=result.aborted)
+            rejected = list_import.rejected_workbook(sheet, result) if result.rejected else None
+            list_import.finish_list(
+                _upload_dir(), token, result, rejected, keep_file=result.aborted
+            )
             return redirect(url_for("issue_import.result", token=token))
     try:
-        view = importer.preview_table(info["data"], info["filename"], mapping=mapping)
+        view = tabular.preview_table(info["data"], info["filename"], mapping=mapping)
     except ValidationError as exc:
         # The user's own mapping lacks a required column: show the detected one again.
         error = error or str(exc)
-        view = importer.preview_table(info["data"], info["filename"])
+        view = tabular.preview_table(info["data"], info["filename"])
     status = 400 if error else 200
     return render_template(
         "imports/preview.html",
         token=token,
         view=view,
         error=error,
-        fields=importer.FIELD_LABELS,
+        fields=tabular.FIELD_LABELS,
         sources=SOURCES,
-        default_source=request.form.get("source") or importer.DEFAULT_SOURCE,
+        default_source=request.form.get("source") or rows.DEFAULT_SOURCE,
         skip_errors=request.form.get("skip_errors") == "1",
         received_on=request.form.get("received_on") or today_local().isoformat(),
         dispatch=request.form.get("dispatch") == "1",
@@ -108,13 +114,13 @@ def preview(token: str):
 def _can_dispatch() -> bool:
     from importlib.util import find_spec
 
-    return find_spec("app.services.batches.batches") is not None
+    return find_spec("app.services.batches.dispatch") is not None
 
 
 def _dispatch(result) -> None:
     """Dispatch the batch just imported; the import stays even when dispatching fails."""
     try:
-        importer.dispatch_imported(db.session, current_user, result)
+        batching.dispatch_imported(db.session, current_user, result)
     except (ServiceError, ImportError) as exc:
         db.session.rollback()
         result.dispatch_error = str(exc)
@@ -126,7 +132,7 @@ def _dispatch(result) -> None:
 @login_required
 def result(token: str):
     """Show an import's summary and the rows it rejected."""
-    info = importer.load_upload(_upload_dir(), current_user, token)
+    info = list_import.load_list(_upload_dir(), current_user, token)
     if "result" not in info:
         return redirect(url_for("issue_import.preview", token=token))
     queue = "issues.placement_queue"
@@ -153,7 +159,7 @@ def result(token: str):
 @login_required
 def rejected(token: str):
     """Download the rejected rows with an added 错误原因 column."""
-    data, name = importer.rejected_file(_upload_dir(), current_user, token)
+    data, name = list_import.rejected_file(_upload_dir(), current_user, token)
     return send_file(
         io.BytesIO(data),
         as_attachment=True,

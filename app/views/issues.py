@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import folium
 from flask import (
     Blueprint,
     flash,
@@ -14,8 +13,9 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from app.config import current_settings
 from app.extensions import db
-from app.maps import add_area, add_lines, new_map, render_parts
+from app.maps.problems import build_picker_map, build_problem_map
 from app.services.core import access
 from app.services.core.errors import ServiceError
 from app.services.issues import actions as issue_actions
@@ -32,81 +32,13 @@ def _require_login():
     """Every page here needs a signed-in user."""
 
 
-def _picker_map(layers: dict, *, point: tuple[float, float] | None = None):
-    """A small map of the visible cells (and roads) to click a point on."""
-    m = new_map(bounds=layers["bounds"])
-    if layers["cells"]["features"]:
-        add_area(m, layers["cells"], name="责任网格", colour="#555555", weight=0.8)
-    if layers.get("roads"):
-        add_lines(m, layers["roads"], name="道路", colour="#8a8a8a", weight=1.2)
-    if point is not None:
-        folium.CircleMarker(
-            [point[1], point[0]], radius=8, color="#b71c1c", weight=3, fill=True, fill_opacity=0.4
-        ).add_to(m)
-    return render_parts(m)
-
-
-def _detail_map(detail: dict):
-    issue = detail["issue"]
-    if issue.lon is None:
-        return None
-    if detail["cell_fc"] is not None:
-        minx, miny, maxx, maxy = _bounds(detail["cell_fc"]["geometry"])
-    else:
-        minx, miny, maxx, maxy = issue.lon, issue.lat, issue.lon, issue.lat
-    pad = 0.0006  # about 60 m around the cell: close enough to see the street
-    m = new_map(
-        bounds=(
-            min(minx, issue.lon) - pad,
-            min(miny, issue.lat) - pad,
-            max(maxx, issue.lon) + pad,
-            max(maxy, issue.lat) + pad,
-        )
-    )
-    if detail["cell_fc"] is not None:
-        add_area(
-            m,
-            {"type": "FeatureCollection", "features": [detail["cell_fc"]]},
-            name=f"网格 {issue.cell.code}",
-            colour="#1f78b4",
-            fill="#a6cee3",
-            weight=2,
-        )
-    folium.CircleMarker(
-        [issue.lat, issue.lon],
-        radius=8,
-        color="#ffffff",
-        weight=2,
-        fill=True,
-        fill_color="#b71c1c",
-        fill_opacity=0.95,
-        tooltip=f"#{issue.id} {issue.status_label}",
-    ).add_to(m)
-    return render_parts(m)
-
-
-def _bounds(geometry: dict) -> tuple[float, float, float, float]:
-    xs, ys = [], []
-
-    def walk(coords):
-        if coords and isinstance(coords[0], (int, float)):
-            xs.append(coords[0])
-            ys.append(coords[1])
-        else:
-            for part in coords:
-                walk(part)
-
-    walk(geometry["coordinates"])
-    return min(xs), min(ys), max(xs), max(ys)
-
-
 def _commit(new_photos) -> None:
     """Commit, and take stored photo files back if the commit itself fails."""
     try:
         db.session.commit()
     except Exception:
         db.session.rollback()
-        photos.remove_files(new_photos)
+        photos.remove_files(new_photos, photo_dir=current_settings().photo_dir)
         raise
 
 
@@ -169,7 +101,8 @@ def new_issue():
         )
         files = [f for f in request.files.getlist("photos") if f and f.filename]
         try:
-            result = issue_actions.report_issue(db.session, current_user, data, files)
+            result = issue_actions.report_issue(db.session, current_user, data, files,
+                                                settings=current_settings())
             _commit(result.photos)
         except ServiceError as exc:
             db.session.rollback()
@@ -193,7 +126,7 @@ def new_issue():
         default_source=access.default_source(current_user),
         groups=issue_queries.category_groups(db.session),
         coord_systems=issue_actions.COORD_SYSTEMS,
-        parts=_picker_map(layers),
+        parts=build_picker_map(layers),
     ), status
 
 
@@ -204,7 +137,7 @@ def placement_queue():
     layers = issue_actions.picker_layers(db.session, current_user)
     selected = request.args.get("selected", type=int)
     return render_template(
-        "issues/queue.html", items=items, parts=_picker_map(layers), selected=selected
+        "issues/queue.html", items=items, parts=build_picker_map(layers), selected=selected
     )
 
 
@@ -214,10 +147,13 @@ def show(issue_id: int):
     detail = issue_actions.issue_detail(db.session, current_user, issue_id)
     pick_parts = None
     if "place" in detail["actions"]:
-        pick_parts = _picker_map(issue_actions.picker_layers(db.session, current_user))
-    return render_template(
-        "issues/show.html", parts=_detail_map(detail), pick_parts=pick_parts, **detail
+        pick_parts = build_picker_map(issue_actions.picker_layers(db.session, current_user))
+    issue = detail["issue"]
+    parts = build_problem_map(
+        lon=issue.lon, lat=issue.lat, label=f"#{issue.id} {issue.status_label}",
+        cell_feature=detail["cell_fc"],
     )
+    return render_template("issues/show.html", parts=parts, pick_parts=pick_parts, **detail)
 
 
 @bp.post("/<int:issue_id>/act/<action>")
@@ -231,6 +167,7 @@ def act(issue_id: int, action: str):
         issue_id,
         action,
         expected_version=form.get("version"),
+        settings=current_settings(),
         note=form.get("note", ""),
         files=files,
         unit_id=form.get("unit_id"),
@@ -265,7 +202,8 @@ def place(issue_id: int):
 
 
 def _send_photo(issue_id: int, photo_id: int, *, thumb: bool):
-    path = photos.photo_file(db.session, current_user, issue_id, photo_id, thumb=thumb)
+    path = photos.photo_file(db.session, current_user, issue_id, photo_id,
+                             photo_dir=current_settings().photo_dir, thumb=thumb)
     response = send_file(path, max_age=3600, conditional=True)
     # Photos are evidence about named units: never in shared caches.
     response.headers["Cache-Control"] = "private, max-age=3600"

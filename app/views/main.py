@@ -8,14 +8,7 @@ from flask import Blueprint, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.extensions import db
-from app.maps import (
-    add_area,
-    add_lines,
-    add_remote_density,
-    add_remote_issues,
-    new_map,
-    render_parts,
-)
+from app.maps.cells import build_density_map
 from app.services.grids.map_data import IssueFilters, layer_fc, visible_bounds
 from app.services.grids.map_layers import cached_page, page_key
 
@@ -34,22 +27,16 @@ def filters_from_args(args) -> IssueFilters:
 
 def build_home_map(user, query: str = ""):
     """Render the home map's parts for a user's scope (also used to warm the cache)."""
-    bounds = visible_bounds(db.session, user)
-    m = new_map(bounds=bounds)
-    boundary = layer_fc(db.session, "boundary")
-    if boundary:
-        add_area(m, boundary, name="建成区边界", colour="#333333", weight=2.5, dash="6 4")
-    water = layer_fc(db.session, "water")
-    if water:
-        add_area(m, water, name="河流水系", colour="#4a90c2", fill="#a6cee3", weight=1)
     suffix = f"?{query}" if query else ""
-    add_remote_density(m, cells_url=url_for("mapdata.cells"),
-                       counts_url=url_for("mapdata.counts") + suffix, fit=False)
-    roads = layer_fc(db.session, "roads")
-    if roads:
-        add_lines(m, roads, name="道路", colour="#7a7a7a", weight=1.4)
-    add_remote_issues(m, url=url_for("mapdata.issues") + suffix)
-    return render_parts(m)
+    return build_density_map(
+        visible_bounds(db.session, user),
+        cells_url=url_for("mapdata.cells"),
+        counts_url=url_for("mapdata.counts") + suffix,
+        problems_url=url_for("mapdata.issues") + suffix,
+        boundary_fc=layer_fc(db.session, "boundary"),
+        water_fc=layer_fc(db.session, "water"),
+        roads_fc=layer_fc(db.session, "roads"),
+    )
 
 
 @bp.get("/")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, request
 from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.services.core import params
+from app.services.core.errors import NoActiveGridError
 from app.services.grids.cells import active_grid
-from app.services.grids.map_data import IssueFilters, issues_payload
-from app.services.grids.map_layers import Payload, cells_payload, counts_payload
+from app.services.grids.map_data import IssueFilters
+from app.services.grids.map_layers import Payload, cells_payload, counts_payload, issues_payload
 from app.views.main import filters_from_args
 
 bp = Blueprint("mapdata", __name__, url_prefix="/map")
@@ -47,7 +48,7 @@ def cells():
     """Return the active grid's cells the user may see."""
     grid = active_grid(db.session)
     if grid is None:
-        abort(404)
+        raise NoActiveGridError()
     return _send(cells_payload(db.session, current_user, grid), max_age=3600)
 
 
@@ -57,7 +58,7 @@ def counts():
     """Return open-problem counts per visible cell under the map's filters."""
     grid = active_grid(db.session)
     if grid is None:
-        abort(404)
+        raise NoActiveGridError()
     filters = _filters(request.args)
     return _send(counts_payload(db.session, current_user, grid, filters), max_age=0)
 

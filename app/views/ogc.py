@@ -6,9 +6,10 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask_login import current_user
 
 from app.auth import user_from_bearer
+from app.errors import answer_errors
 from app.extensions import csrf, db
-from app.services.core.errors import ServiceError, ValidationError
-from app.services.protocols import ogc as service
+from app.services.core.errors import ValidationError
+from app.services.protocols import ogc_collections, ogc_items, ogc_openapi
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 # Read-only GETs; bearer tokens or the browser session. Nothing here changes state.
@@ -27,7 +28,8 @@ ERROR_CODES = {
 }
 
 
-def _error(status: int, message: str):
+def ogc_error(status: int, message: str, exc: Exception | None = None):
+    """The OGC API exception body (``code``, ``description``); 401 also names the scheme."""
     response = jsonify(
         {
             "code": ERROR_CODES.get(status, "ServerError"),
@@ -42,6 +44,9 @@ def _error(status: int, message: str):
     return response
 
 
+answer_errors(bp, ogc_error)
+
+
 @bp.before_request
 def _authenticate():
     header = request.headers.get("Authorization")
@@ -51,15 +56,9 @@ def _authenticate():
     else:
         user = current_user if current_user.is_authenticated else None
     if user is None:
-        return _error(401, "请先登录，或提供 API 令牌 (Authorization: Bearer <token>)")
+        return ogc_error(401, "请先登录，或提供 API 令牌 (Authorization: Bearer <token>)")
     g.ogc_user = user
     return None
-
-
-@bp.errorhandler(ServiceError)
-def _service_error(exc: ServiceError):
-    db.session.rollback()
-    return _error(exc.status, str(exc))
 
 
 def _check_format(*allowed: str) -> None:
@@ -115,7 +114,7 @@ def landing():
 def conformance():
     """List the conformance classes this service implements."""
     _check_format("json")
-    return _answer({"conformsTo": service.CONFORMANCE})
+    return _answer({"conformsTo": ogc_collections.CONFORMANCE})
 
 
 @bp.get("/api")
@@ -123,15 +122,15 @@ def api():
     """Return the OpenAPI 3.0 description of this service."""
     _check_format("json")
     root = url_for("ogc.landing", _external=True).rstrip("/")
-    collections = [c["id"] for c in service.list_collections(db.session, g.ogc_user)]
-    return _answer(service.build_openapi(root, collections), OPENAPI)
+    collections = [c["id"] for c in ogc_collections.list_collections(db.session, g.ogc_user)]
+    return _answer(ogc_openapi.build_openapi(root, collections), OPENAPI)
 
 
 @bp.get("/collections")
 def collections():
     """List the collections with the extent the caller may read."""
     _check_format("json")
-    rows = service.list_collections(db.session, g.ogc_user)
+    rows = ogc_collections.list_collections(db.session, g.ogc_user)
     for row in rows:
         row["links"] = _collection_links(row["id"])
     return _answer(
@@ -146,7 +145,7 @@ def collections():
 def collection(collection_id: str):
     """Describe one collection."""
     _check_format("json")
-    data = service.describe_collection(db.session, g.ogc_user, collection_id)
+    data = ogc_collections.describe_collection(db.session, g.ogc_user, collection_id)
     data["links"] = _collection_links(collection_id)
     return _answer(data)
 
@@ -155,9 +154,9 @@ def collection(collection_id: str):
 def items(collection_id: str):
     """Return one page of features as a GeoJSON FeatureCollection."""
     _check_format("json", "geojson")
-    default = int(current_app.config.get("OGC_DEFAULT_LIMIT", service.DEFAULT_LIMIT))
-    query = service.parse_item_query(collection_id, request.args, default_limit=default)
-    page = service.query_items(db.session, g.ogc_user, collection_id, query)
+    default = int(current_app.config.get("OGC_DEFAULT_LIMIT", ogc_items.DEFAULT_LIMIT))
+    query = ogc_items.parse_item_query(collection_id, request.args, default_limit=default)
+    page = ogc_items.query_items(db.session, g.ogc_user, collection_id, query)
     # Paging links repeat the query (never arbitrary arguments, which could clash with
     # url_for's own keywords).
     args = {
@@ -194,7 +193,7 @@ def items(collection_id: str):
             "features": page.features,
             "numberMatched": page.matched,
             "numberReturned": page.returned,
-            "timeStamp": service.timestamp(),
+            "timeStamp": ogc_items.timestamp(),
             "links": links,
         },
         GEOJSON,
@@ -205,7 +204,7 @@ def items(collection_id: str):
 def item(collection_id: str, fid: str):
     """Return one feature."""
     _check_format("json", "geojson")
-    feature = service.get_item(db.session, g.ogc_user, collection_id, fid)
+    feature = ogc_items.get_item(db.session, g.ogc_user, collection_id, fid)
     feature["links"] = [
         _link(
             "ogc.item", "self", GEOJSON, "本要素", collection_id=collection_id, fid=fid, f="json"

@@ -5,14 +5,11 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from flask import Blueprint, Response, abort, g, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from app.auth import user_from_bearer
-from app.errors import MESSAGES
+from app.errors import answer_errors
 from app.extensions import csrf, db
-from app.services.core.errors import ServiceError
 from app.services.protocols import open311 as service
-from gis.errors import GisError
 from gis.xmltext import xml_text
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -81,7 +78,8 @@ def _fmt(fmt: str) -> str:
     return fmt
 
 
-def _error(status: int, message: str):
+def open311_error(status: int, message: str, exc: Exception | None = None):
+    """The spec's error list ``[{"code", "description"}]``, in the request's format."""
     fmt = (request.view_args or {}).get("fmt")
     response = _answer(
         "errors",
@@ -94,11 +92,14 @@ def _error(status: int, message: str):
     return response
 
 
+answer_errors(bp, open311_error)
+
+
 @bp.before_request
 def _authenticate():
     user = _token_user()
     if user is None:
-        return _error(401, "缺少或无效的 api_key / API 令牌")
+        return open311_error(401, "缺少或无效的 api_key / API 令牌")
     g.api_user = user
     return None
 
@@ -113,23 +114,6 @@ def _warn_key_in_url(response):
         )
     response.headers.setdefault("Cache-Control", "private, no-store")
     return response
-
-
-@bp.errorhandler(ServiceError)
-def _service_error(exc: ServiceError):
-    db.session.rollback()
-    return _error(exc.status, str(exc))
-
-
-@bp.errorhandler(GisError)
-def _gis_error(exc: GisError):
-    db.session.rollback()
-    return _error(400, str(exc))
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    return _error(exc.code or 500, MESSAGES.get(exc.code or 500, "请求有误"))
 
 
 def _base_url() -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import folium
 from flask import (
     Blueprint,
     Response,
@@ -17,14 +16,16 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from app.config import current_settings
 from app.extensions import db
-from app.maps import add_area, add_lines, new_map, render_parts
+from app.maps.routes import build_plan_map, build_route_map
 from app.models import today_local
 from app.services.core import access
 from app.services.core.errors import ServiceError, ValidationError
 from app.services.grids.map_data import layer_fc, visible_bounds
-from app.services.patrols import patrols as service
 from app.services.patrols import pdf as pdf_service
+from app.services.patrols import plan as planner
+from app.services.patrols import records, stops
 
 bp = Blueprint("patrols", __name__, url_prefix="/patrols")
 
@@ -37,37 +38,28 @@ def _require_login():
 
 def _lonlat(text: str | None, field_name: str) -> tuple[float, float] | None:
     text = (text or "").strip()
-    return service.parse_lonlat(text, field_name=field_name) if text else None
-
-
-def _plan_map(bounds) -> object:
-    """A map of the roads to click places, the start or the end on."""
-    # Roads only: with the cells too the page weighs megabytes on an inspector's phone.
-    m = new_map(bounds=bounds)
-    boundary = layer_fc(db.session, "boundary")
-    if boundary:
-        add_area(m, boundary, name="建成区边界", colour="#333333", weight=2, dash="6 4")
-    roads = layer_fc(db.session, "roads")
-    if roads:
-        add_lines(m, roads, name="道路", colour="#8a8a8a", weight=1.2)
-    return render_parts(m)
+    return stops.parse_place(text, field_name=field_name) if text else None
 
 
 def _plan_context(form=None):
     bounds = visible_bounds(db.session, current_user)
-    office = service.default_start(db.session)
+    office = planner.default_start(db.session)
     return {
         "form": form or {},
-        "selections": service.SELECTIONS,
-        "modes": service.MODES,
-        "units": service.units_for_select(db.session, current_user),
-        "issues": service.pickable_issues(db.session, current_user),
-        "inspectors": service.inspectors(db.session),
-        "sample_types": service.sample_types(db.session),
-        "default_quotas": "，".join(f"{k} {v}" for k, v in service.DEFAULT_QUOTAS.items()),
+        "selections": stops.SELECTIONS,
+        "modes": planner.MODES,
+        "units": records.units_for_select(db.session, current_user),
+        "issues": records.pickable_issues(db.session, current_user),
+        "inspectors": records.inspectors(db.session),
+        "sample_types": stops.sample_types(db.session),
+        "default_quotas": "，".join(f"{k} {v}" for k, v in stops.DEFAULT_QUOTAS.items()),
         "office": office,
-        "patrols": service.list_patrols(db.session, current_user),
-        "parts": _plan_map(bounds),
+        "patrols": records.list_patrols(db.session, current_user),
+        "parts": build_plan_map(
+            bounds,
+            boundary_fc=layer_fc(db.session, "boundary"),
+            roads_fc=layer_fc(db.session, "roads"),
+        ),
         "today": today_local().isoformat(),
     }
 
@@ -95,7 +87,7 @@ def create():
         n_inspectors = form.get("n_inspectors", "1").strip() or "1"
         if not n_inspectors.isdigit():
             raise ValidationError(f"巡查人数应为整数，收到 {n_inspectors!r}")
-        patrols = service.create_patrols(
+        patrols = planner.create_patrols(
             db.session,
             current_user,
             form.get("selection", ""),
@@ -129,66 +121,16 @@ def create():
     return redirect(url_for("patrols.show", patrol_id=patrols[0].id))
 
 
-def _route_map(patrol, rows):
-    features = (patrol.legs or {}).get("features", [])
-    coords = [c for f in features for c in f["geometry"]["coordinates"]]
-    coords += [(r["stop"].lon, r["stop"].lat) for r in rows]
-    lons, lats = [c[0] for c in coords], [c[1] for c in coords]
-    pad = 0.001
-    m = new_map(
-        bounds=(min(lons) - pad, min(lats) - pad, max(lons) + pad, max(lats) + pad)
-        if coords
-        else None
-    )
-    roads = layer_fc(db.session, "roads")
-    if roads:
-        add_lines(m, roads, name="道路", colour="#b0b0b0", weight=1.2)
-    route = folium.FeatureGroup(name="巡查路线")
-    for f in features:
-        folium.PolyLine(
-            [(lat, lon) for lon, lat, *_ in f["geometry"]["coordinates"]],
-            color="#d32f2f",
-            weight=4,
-            opacity=0.85,
-            tooltip=f"第 {f['properties'].get('leg')} 段 · "
-            f"{f['properties'].get('length_m', 0):.0f} 米",
-        ).add_to(route)
-    if patrol.start:
-        folium.CircleMarker(
-            [patrol.start[1], patrol.start[0]],
-            radius=8,
-            color="#ffffff",
-            weight=2,
-            fill=True,
-            fill_color="#1b5e20",
-            fill_opacity=1,
-            tooltip="起点",
-        ).add_to(route)
-    for r in rows:
-        stop = r["stop"]
-        folium.Marker(
-            [stop.lat, stop.lon],
-            icon=folium.DivIcon(
-                html=f'<div class="patrol-num">{stop.seq}</div>',
-                icon_size=(24, 24),
-                icon_anchor=(12, 12),
-            ),
-            tooltip=f"{stop.seq}. {r['address']}",
-        ).add_to(route)
-    route.add_to(m)
-    return render_parts(m)
-
-
 @bp.get("/<int:patrol_id>")
 def show(patrol_id: int):
     """Show a patrol's route on the map with its stops in order."""
-    patrol = service.get_patrol(db.session, current_user, patrol_id)
-    rows = service.stop_rows(db.session, current_user, patrol)
+    patrol = records.get_patrol(db.session, current_user, patrol_id)
+    rows = records.stop_rows(db.session, current_user, patrol)
     siblings = []
     if patrol.batch:
         siblings = [
             p
-            for p in service.list_patrols(db.session, current_user, limit=200)
+            for p in records.list_patrols(db.session, current_user, limit=200)
             if p.batch == patrol.batch
         ]
     return render_template(
@@ -196,9 +138,18 @@ def show(patrol_id: int):
         patrol=patrol,
         rows=rows,
         siblings=siblings,
-        parts=_route_map(patrol, rows),
-        modes=service.MODES,
-        results=service.RESULTS,
+        parts=build_route_map(
+            patrol.legs,
+            start=patrol.start,
+            stops=[
+                {"lon": r["stop"].lon, "lat": r["stop"].lat, "seq": r["stop"].seq,
+                 "address": r["address"]}
+                for r in rows
+            ],
+            roads_fc=layer_fc(db.session, "roads"),
+        ),
+        modes=planner.MODES,
+        results=records.RESULTS,
         may_verify=access.may(current_user, "verify"),
     )
 
@@ -206,10 +157,10 @@ def show(patrol_id: int):
 @bp.get("/<int:patrol_id>/print")
 def print_sheet(patrol_id: int):
     """Show the A4 print-styled patrol sheet."""
-    patrol = service.get_patrol(db.session, current_user, patrol_id)
-    rows = service.stop_rows(db.session, current_user, patrol)
+    patrol = records.get_patrol(db.session, current_user, patrol_id)
+    rows = records.stop_rows(db.session, current_user, patrol)
     try:
-        roads = service.roads_gdf(db.session)
+        roads = planner.roads_gdf(db.session)
     except ServiceError:
         roads = None
     sketch = pdf_service.route_sketch(patrol, roads, width=720, height=400)
@@ -218,7 +169,7 @@ def print_sheet(patrol_id: int):
         patrol=patrol,
         rows=rows,
         sketch=sketch,
-        modes=service.MODES,
+        modes=planner.MODES,
         today=today_local().isoformat(),
     )
 
@@ -226,7 +177,14 @@ def print_sheet(patrol_id: int):
 @bp.get("/<int:patrol_id>/sheet.pdf")
 def pdf(patrol_id: int):
     """Download the patrol sheet as an A4 PDF."""
-    data = pdf_service.patrol_pdf(db.session, current_user, patrol_id)
+    settings = current_settings()
+    data = pdf_service.patrol_pdf(
+        db.session,
+        current_user,
+        patrol_id,
+        photo_root=settings.photo_dir,
+        cjk_font=settings.cjk_font,
+    )
     response = Response(data, mimetype="application/pdf")
     response.headers["Content-Disposition"] = f'inline; filename="patrol-{patrol_id}.pdf"'
     return response
@@ -237,7 +195,7 @@ def export(patrol_id: int, fmt: str):
     """Download the route as GPX or KML for a phone's navigation app."""
     if fmt not in ("gpx", "kml"):
         abort(404)
-    text, filename = service.export_route(db.session, current_user, patrol_id, fmt)
+    text, filename = records.export_route(db.session, current_user, patrol_id, fmt)
     mimetype = "application/gpx+xml" if fmt == "gpx" else "application/vnd.google-earth.kml+xml"
     response = Response(text, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -247,21 +205,21 @@ def export(patrol_id: int, fmt: str):
 @bp.get("/<int:patrol_id>/results")
 def results_form(patrol_id: int):
     """Show the per-stop results form (phone friendly)."""
-    patrol = service.get_patrol(db.session, current_user, patrol_id)
+    patrol = records.get_patrol(db.session, current_user, patrol_id)
     access.require(current_user, "verify")
     return render_template(
         "patrols/results.html",
         patrol=patrol,
-        rows=service.stop_rows(db.session, current_user, patrol),
-        results=service.RESULTS,
-        categories=service.categories_for_select(db.session),
+        rows=records.stop_rows(db.session, current_user, patrol),
+        results=records.RESULTS,
+        categories=records.categories_for_select(db.session),
     )
 
 
 @bp.post("/<int:patrol_id>/results")
 def save_results(patrol_id: int):
     """Save results: close, send back or report problems, and keep remarks per stop."""
-    patrol = service.get_patrol(db.session, current_user, patrol_id)
+    patrol = records.get_patrol(db.session, current_user, patrol_id)
     form = request.form
     entries = [
         {
@@ -274,19 +232,19 @@ def save_results(patrol_id: int):
         if f"result_{stop.id}" in form or f"remark_{stop.id}" in form
     ]
     try:
-        summary = service.record_results(db.session, current_user, patrol_id, entries)
+        summary = records.record_results(db.session, current_user, patrol_id, entries)
         db.session.commit()
     except ServiceError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        patrol = service.get_patrol(db.session, current_user, patrol_id)
+        patrol = records.get_patrol(db.session, current_user, patrol_id)
         return render_template(
             "patrols/results.html",
             patrol=patrol,
             form=form,
-            rows=service.stop_rows(db.session, current_user, patrol),
-            results=service.RESULTS,
-            categories=service.categories_for_select(db.session),
+            rows=records.stop_rows(db.session, current_user, patrol),
+            results=records.RESULTS,
+            categories=records.categories_for_select(db.session),
         ), exc.status
     parts = []
     if summary["closed"]:

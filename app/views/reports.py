@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import folium
-from branca.colormap import StepColormap
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app import maps
 from app.extensions import db
-from app.services.assessment import assessment, readiness
+from app.maps.cells import build_month_density_map
+from app.services.assessment import appeals, months, readiness, rules, scoring
 from app.services.assessment import excel as report_excel
+from app.services.assessment import publish as publishing
 from app.services.assessment.charts import line_chart, score_heatmap
 from app.services.core import access
 
@@ -23,35 +22,6 @@ def _login() -> None:
     """Every report page needs a signed-in user."""
 
 
-def _density_map(cells: dict, bounds):
-    """The month's problems per cell, with the density colours of the home map."""
-    m = maps.new_map(bounds=bounds)
-    if cells["features"]:
-        folium.GeoJson(
-            cells,
-            name="本月问题密度",
-            style_function=lambda f: {
-                "fillColor": maps.density_colour(f["properties"]["open"]),
-                "color": "#555555",
-                "weight": 0.5,
-                "fillOpacity": 0.7,
-            },
-            tooltip=folium.GeoJsonTooltip(
-                fields=["code", "unit", "open"], aliases=["网格编码", "责任单位", "本月问题数"]
-            ),
-        ).add_to(m)
-        cmap = StepColormap(
-            maps.DENSITY_COLOURS,
-            index=maps.DENSITY_BINS[:-1] + [10],
-            vmin=0,
-            vmax=10,
-            caption="本月发现问题数 / 网格",
-        )
-        cmap.default_js = [("d3", maps.D3_LOCAL)]
-        cmap.add_to(m)
-    return maps.render_parts(m)
-
-
 def _scope() -> str:
     return request.values.get("scope") or "unit"
 
@@ -59,7 +29,7 @@ def _scope() -> str:
 @bp.get("/")
 def monthly():
     """Show a month's ranking, red and black lists, formula, map and trends."""
-    page = assessment.monthly_page(db.session, current_user, request.args.get("month"), _scope())
+    page = publishing.monthly_page(db.session, current_user, request.args.get("month"), _scope())
     report, trend = page["report"], page["trend"]
     order = [row["unit"] for row in report["ranking"]]
     charts = {
@@ -75,10 +45,10 @@ def monthly():
         page=page,
         report=report,
         charts=charts,
-        parts=_density_map(page["cells"], page["bounds"]),
-        scopes=assessment.SCOPES,
-        formula_labels=assessment.FORMULA_LABELS,
-        lists_labels=assessment.LISTS_LABELS,
+        parts=build_month_density_map(page["cells"], page["bounds"]),
+        scopes=scoring.SCOPES,
+        formula_labels=rules.FORMULA_LABELS,
+        lists_labels=rules.LISTS_LABELS,
         movement=report_excel.movement_text,
     )
 
@@ -86,13 +56,13 @@ def monthly():
 @bp.get("/print")
 def print_version():
     """Show the 通报 as a plain A4 page for printing."""
-    report = assessment.get_report(
-        db.session, current_user, request.args.get("month") or assessment.default_month(), _scope()
+    report = publishing.get_report(
+        db.session, current_user, request.args.get("month") or months.default_month(), _scope()
     )
     return render_template(
         "reports/print.html",
         report=report,
-        formula_labels=assessment.FORMULA_LABELS,
+        formula_labels=rules.FORMULA_LABELS,
         movement=report_excel.movement_text,
     )
 
@@ -101,10 +71,10 @@ def print_version():
 def export():
     """Download the month's 通报 workbook (units, sub-districts, communities, categories)."""
     access.require(current_user, "export")
-    month = request.args.get("month") or assessment.default_month()
+    month = request.args.get("month") or months.default_month()
     reports = {
-        scope: assessment.get_report(db.session, current_user, month, scope)
-        for scope in assessment.SCOPES
+        scope: publishing.get_report(db.session, current_user, month, scope)
+        for scope in scoring.SCOPES
     }
     body = report_excel.build_workbook(reports)
     from app.services.core.audit import record
@@ -125,7 +95,7 @@ def export():
 def publish():
     """Publish (freeze) a month for every scope; a republish needs a reason."""
     month = request.form.get("month") or ""
-    assessment.publish_all(db.session, current_user, month, reason=request.form.get("reason"))
+    publishing.publish_all(db.session, current_user, month, reason=request.form.get("reason"))
     db.session.commit()
     flash(f"{month} 考核结果已发布", "ok")
     return redirect(url_for("reports.monthly", month=month))
@@ -135,7 +105,7 @@ def publish():
 def appeal():
     """Attach an appeal note to one's own unit's row of a published month."""
     month = request.form.get("month") or ""
-    assessment.attach_appeal(db.session, current_user, month, request.form.get("note") or "")
+    appeals.attach_appeal(db.session, current_user, month, request.form.get("note") or "")
     db.session.commit()
     flash("申诉已提交，等待创卫办答复", "ok")
     return redirect(url_for("reports.monthly", month=month))
@@ -144,7 +114,7 @@ def appeal():
 @bp.post("/appeals/<int:appeal_id>/resolve")
 def resolve(appeal_id: int):
     """Answer an appeal (admin)."""
-    assessment.resolve_appeal(
+    appeals.resolve_appeal(
         db.session, current_user, appeal_id, request.form.get("resolution") or ""
     )
     db.session.commit()
@@ -155,7 +125,7 @@ def resolve(appeal_id: int):
 @bp.post("/settings")
 def settings():
     """Save the scoring formula and the red/black list rule (admin)."""
-    assessment.save_settings(db.session, current_user, request.form)
+    rules.save_settings(db.session, current_user, request.form)
     db.session.commit()
     flash("计分办法已保存，未发布月份按新办法计算；已发布月份不变", "ok")
     return redirect(url_for("reports.monthly", month=request.form.get("month")))
@@ -164,7 +134,7 @@ def settings():
 @bp.get("/<month>/units/<int:unit_id>")
 def unit_issues(month: str, unit_id: int):
     """List the problems behind one unit's row, as far as the user may see them."""
-    unit, issues = assessment.month_issues(db.session, current_user, month, unit_id)
+    unit, issues = publishing.month_issues(db.session, current_user, month, unit_id)
     return render_template("reports/unit_issues.html", unit=unit, issues=issues, month=month)
 
 

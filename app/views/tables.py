@@ -9,9 +9,9 @@ from flask_login import current_user
 
 from app.extensions import db, login_manager
 from app.services.core.access import require
-from app.services.core.errors import ServiceError, ValidationError
+from app.services.core.errors import ServiceError, TableRowsError, ValidationError
 from app.services.grids import geocoding
-from app.services.tables import categories, workdays
+from app.services.tables import categories, category_match, workdays
 
 bp = Blueprint("tables", __name__, url_prefix="/admin/tables")
 
@@ -93,7 +93,7 @@ def holiday_import():
         result = workdays.import_holiday_rows(
             db.session, current_user, year, rows, ip=request.remote_addr
         )
-    except workdays.HolidayTableError as exc:
+    except TableRowsError as exc:
         db.session.rollback()
         return _holidays_page(400, str(exc), errors=exc.errors, year=year)
     except ValidationError as exc:
@@ -175,7 +175,7 @@ def import_aliases():
             replace=request.form.get("replace") == "1",
             ip=request.remote_addr,
         )
-    except geocoding.AliasTableError as exc:
+    except TableRowsError as exc:
         db.session.rollback()
         return _aliases_page(400, str(exc), errors=exc.errors)
     except ValidationError as exc:
@@ -198,7 +198,7 @@ def _categories_page(status: int = 200, error: str | None = None, errors=None):
         "tables/categories.html",
         rows=categories.list_categories(db.session, current_user),
         units=categories.unit_choices(db.session),
-        pending_days=categories.pending_deadline_days(db.session),
+        pending_days=category_match.pending_deadline_days(db.session),
         error=error,
         errors=errors or [],
         form=request.form,
@@ -241,7 +241,7 @@ def import_categories():
             db.session, current_user, *upload, replace=request.form.get("replace") == "1",
             ip=request.remote_addr,
         )
-    except categories.CategoryTableError as exc:
+    except TableRowsError as exc:
         db.session.rollback()
         return _categories_page(400, str(exc), errors=exc.errors)
     except ValidationError as exc:
@@ -313,7 +313,7 @@ def import_category_aliases():
             db.session, current_user, *upload, replace=request.form.get("replace") == "1",
             ip=request.remote_addr,
         )
-    except categories.CategoryTableError as exc:
+    except TableRowsError as exc:
         db.session.rollback()
         return _category_aliases_page(400, str(exc), errors=exc.errors)
     except ValidationError as exc:

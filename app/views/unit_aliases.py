@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.extensions import db, login_manager
 from app.models import Unit
 from app.services.core.access import require
-from app.services.core.errors import ServiceError, ValidationError
+from app.services.core.errors import ServiceError, TableRowsError, ValidationError
 from app.services.tables import unit_names
 
 bp = Blueprint("unit_aliases", __name__, url_prefix="/admin/tables/unit-aliases")
@@ -85,7 +85,7 @@ def upload():
             db.session, current_user, file.read(), file.filename,
             replace=request.form.get("replace") == "1", ip=request.remote_addr,
         )
-    except unit_names.UnitAliasTableError as exc:
+    except TableRowsError as exc:
         db.session.rollback()
         return _page(400, str(exc), errors=exc.errors)
     except ValidationError as exc:

@@ -8,10 +8,11 @@ from flask import Blueprint, redirect, render_template, request, send_file, url_
 from flask_login import current_user, login_required
 
 from app.extensions import db
+from app.maps.cells import build_unit_area_map
 from app.services.core.access import is_unit_scoped, require
-from app.services.grids import admin as svc
+from app.services.grids.assign import list_units, unit_area, units_overview
+from app.services.grids.export import export_unit_cells
 from app.services.grids.map_data import layer_fc
-from app.views import gridmaps
 
 bp = Blueprint("units", __name__, url_prefix="/units")
 
@@ -27,7 +28,7 @@ def my_area():
         unit_id = request.args.get("unit", type=int)
     if unit_id:
         return redirect(url_for("units.area", unit_id=unit_id))
-    overview = svc.units_overview(db.session, current_user)
+    overview = units_overview(db.session, current_user)
     return render_template("units/area.html", area=None, parts=None,
                            units=[row["unit"] for row in overview], overview=overview)
 
@@ -36,14 +37,14 @@ def my_area():
 @login_required
 def area(unit_id: int):
     """Show one unit's 责任片区 on a map with its figures and contacts."""
-    data = svc.unit_area(db.session, current_user, unit_id)
-    parts = gridmaps.area_map(
+    data = unit_area(db.session, current_user, unit_id)
+    parts = build_unit_area_map(
         data["cells_fc"],
         data["bounds"],
         boundary_fc=layer_fc(db.session, "boundary"),
         roads_fc=layer_fc(db.session, "roads"),
     )
-    units = [] if is_unit_scoped(current_user) else svc.list_units(db.session, current_user)
+    units = [] if is_unit_scoped(current_user) else list_units(db.session, current_user)
     return render_template("units/area.html", area=data, parts=parts, units=units)
 
 
@@ -51,7 +52,7 @@ def area(unit_id: int):
 @login_required
 def export_cells(unit_id: int, fmt: str):
     """Download the unit's cells as GeoJSON or KML."""
-    data, mime, filename = svc.export_unit_cells(
+    data, mime, filename = export_unit_cells(
         db.session, current_user, unit_id, fmt, ip=request.remote_addr
     )
     db.session.commit()

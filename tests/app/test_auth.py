@@ -3,31 +3,31 @@
 from sqlalchemy import select
 
 from app.models import ApiToken, AuditLog, User
-from tests.conftest import login
+from tests.factories import AuthActions
 
 
-def test_login_page_and_wrong_password(client, factory):
+def test_login_page_and_wrong_password(client, auth, factory):
     factory.user("alice", "inspector")
     page = client.get("/login")
     assert page.status_code == 200 and "用户名" in page.get_data(as_text=True)
-    bad = login(client, "alice", "wrong-password")
+    bad = auth.login("alice", "wrong-password")
     assert bad.status_code == 401 and "用户名或密码错误" in bad.get_data(as_text=True)
     assert client.get("/").status_code == 302  # still signed out
 
 
-def test_login_then_logout(client, factory, session):
+def test_login_then_logout(client, auth, factory, session):
     factory.user("alice", "inspector")
-    response = login(client, "alice")
+    response = auth.login("alice")
     assert response.status_code == 302
     assert client.get("/").status_code == 200
     assert session.execute(select(AuditLog).where(AuditLog.action == "login")).scalar()
-    client.post("/logout")
+    auth.logout()
     assert client.get("/").status_code == 302
 
 
-def test_disabled_account_cannot_log_in(client, factory):
+def test_disabled_account_cannot_log_in(client, auth, factory):
     factory.user("bob", "inspector", active=False)
-    assert login(client, "bob").status_code == 401
+    assert auth.login("bob").status_code == 401
 
 
 def test_open_redirect_is_refused(client, factory):
@@ -41,9 +41,9 @@ def test_forced_password_change_and_logout_everywhere(app, factory, session):
     factory.user("carol", "unit_head", factory.unit("某单位"), must_change_password=True)
     session.commit()
     first, second = app.test_client(), app.test_client()
-    response = login(first, "carol")
+    response = AuthActions(first).login("carol")
     assert response.headers["Location"].endswith("/password")
-    login(second, "carol")
+    AuthActions(second).login("carol")
     changed = first.post("/password", data={"old_password": "password123",
                                             "new_password": "newpassword1",
                                             "confirm_password": "newpassword1"})
@@ -59,9 +59,9 @@ def test_forced_password_change_and_logout_everywhere(app, factory, session):
     assert short.status_code == 400 and "至少 8 位" in short.get_data(as_text=True)
 
 
-def test_session_cookie_flags(client, factory):
+def test_session_cookie_flags(client, auth, factory):
     factory.user("alice", "inspector")
-    response = login(client, "alice")
+    response = auth.login("alice")
     cookie = response.headers.get("Set-Cookie", "")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.models import Issue, IssueEvent
 from app.services.core.passwords import issue_token
 from app.services.issues.intake import transition
-from tests.conftest import west_point
+from tests.factories import west_point
 
 STALE = "该问题已被他人修改"
 

@@ -14,7 +14,7 @@ import time_machine
 from sqlalchemy import select
 
 from app.models import Issue
-from tests.conftest import login, west_point
+from tests.factories import west_point
 
 BEFORE = datetime(2026, 12, 1, 15, 30, tzinfo=UTC)  # 2026-12-01 23:30 in the county
 AFTER = datetime(2026, 12, 1, 16, 30, tzinfo=UTC)  # 2026-12-02 00:30 in the county
@@ -55,11 +55,11 @@ def _report(client, description: str) -> None:
 
 
 def test_a_problem_is_found_on_the_county_date_with_its_deadline_from_there(
-    server_tz, factory, client, session
+    server_tz, factory, client, auth, session
 ):
     factory.town()  # category 0302: 5 working days
     with at(BEFORE):
-        login(client, "inspector")
+        auth.login("inspector")
         _report(client, "晚间上报的问题")
     with at(AFTER):
         _report(client, "午夜后上报的问题")
@@ -77,7 +77,7 @@ def test_a_problem_is_found_on_the_county_date_with_its_deadline_from_there(
     assert night.deadline == date(2026, 12, 9)
 
 
-def test_overdue_filters_turn_at_the_county_midnight(server_tz, factory, client, session):
+def test_overdue_filters_turn_at_the_county_midnight(server_tz, factory, client, auth, session):
     from app.services.core.passwords import issue_token
 
     world = factory.town()
@@ -87,7 +87,7 @@ def test_overdue_filters_turn_at_the_county_midnight(server_tz, factory, client,
         issue.deadline = date(2026, 12, 1)
         token = issue_token(session, world["users"]["admin"])
         session.commit()
-        login(client, "admin")
+        auth.login("admin")
         page = client.get("/issues/?overdue=1").get_data(as_text=True)
         assert "今天到期的问题" not in page
         api = client.get("/api/v1/issues?overdue=true",
@@ -104,10 +104,10 @@ def test_overdue_filters_turn_at_the_county_midnight(server_tz, factory, client,
         assert session.get(Issue, issue.id).is_overdue()
 
 
-def test_export_name_and_patrol_date_are_the_county_date(server_tz, factory, client):
+def test_export_name_and_patrol_date_are_the_county_date(server_tz, factory, client, auth):
     factory.town()
     with at(AFTER):
-        login(client, "admin")
+        auth.login("admin")
         response = client.get("/issues/export.xlsx")
         assert response.status_code == 200
         assert "问题清单-20261202.xlsx" in unquote(response.headers["Content-Disposition"])
@@ -142,16 +142,16 @@ def test_ogc_datetime_filter_reads_dates_in_county_time(server_tz, factory, clie
 
 
 def test_the_monthly_report_defaults_to_the_month_the_county_just_finished(
-    server_tz, factory, client
+    server_tz, factory, client, auth
 ):
-    from app.services.assessment.assessment import default_month
+    from app.services.assessment.months import default_month
 
     factory.town()
     with at(datetime(2026, 11, 30, 15, 30, tzinfo=UTC)):  # still 30 Nov in the county
         assert default_month() == "2026-10"
     with at(datetime(2026, 11, 30, 16, 30, tzinfo=UTC)):  # 1 Dec 00:30 in the county
         assert default_month() == "2026-11"
-        login(client, "admin")
+        auth.login("admin")
         page = client.get("/reports/")
         assert page.status_code == 200
         assert "2026年11月" in page.get_data(as_text=True)

@@ -28,12 +28,12 @@ import pytest
 from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
-from tests.conftest import (
+from tests.factories import (
     Factory,
-    _config,
-    _empty_tables,
-    _fresh_user_per_request,
+    app_config,
     east_point,
+    empty_tables,
+    fresh_user_per_request,
     west_point,
 )
 
@@ -310,18 +310,19 @@ def _cheap_hash(password: str) -> str:
 
 def build_world(app, tmp) -> World:
     """Two units, their users, problems, photos, a patrol, a published month, tokens."""
+    from app.config import current_settings
     from app.extensions import db
     from app.models import Feature, Layer, Patrol, Stop, User
-    from app.services.assessment import assessment
+    from app.services.assessment import appeals, months, publish
+    from app.services.core.cache import reset_caches
     from app.services.core.passwords import issue_token
-    from app.services.grids import cells as grids
-    from app.services.imports import importer
+    from app.services.imports import sheet as list_import
     from app.services.issues import photos as photo_service
     from app.services.issues.intake import transition
-    from app.services.tables import accounts
+    from app.services.tables import roster
 
-    _empty_tables(app)
-    grids.clear_caches()
+    empty_tables(app)
+    reset_caches()
     session = db.session
     factory = Factory(session)
     west, east = factory.unit("西区单位"), factory.unit("东区单位")
@@ -360,7 +361,7 @@ def build_world(app, tmp) -> World:
         users["inspector"],
         issue,
         FileStorage(io.BytesIO(buf.getvalue()), filename="a.jpg"),
-        kind="before",
+        kind="before", settings=current_settings(),
     )
     patrol = Patrol(
         name="西区巡查", inspector_id=users["inspector"].id, created_by_id=users["admin"].id
@@ -370,9 +371,9 @@ def build_world(app, tmp) -> World:
     )
     session.add(patrol)
     session.commit()
-    month = assessment.default_month()
-    assessment.publish_all(session, users["admin"], month)
-    appeal = assessment.attach_appeal(session, users["own"], month, "西区申诉")
+    month = months.default_month()
+    publish.publish_all(session, users["admin"], month)
+    appeal = appeals.attach_appeal(session, users["own"], month, "西区申诉")
     tokens = {key: issue_token(session, user, name="door") for key, user in users.items()}
     session.commit()
     from app.models import ApiToken
@@ -381,8 +382,8 @@ def build_world(app, tmp) -> World:
         select(ApiToken.id).where(ApiToken.user_id == users["own"].id)
     ).scalar_one()
     csv = "序号,问题描述,问题地点\n1,路面有垃圾,西区\n".encode()
-    import_token = importer.store_upload(tmp / "imports", users["admin"], csv, "清单.csv")
-    roster_token = accounts.store_roster_upload(
+    import_token = list_import.store_list(tmp / "imports", users["admin"], csv, "清单.csv")
+    roster_token = roster.store_roster_upload(
         tmp / "roster",
         users["admin"],
         "单位,姓名,手机号,角色\n,甲,13900001111,督查员\n".encode(),
@@ -437,14 +438,14 @@ def door(_unit_database, tmp_path_factory):
 
     url, tmp = _unit_database
     work = tmp_path_factory.mktemp("doors")
-    config = _config(url, tmp)
+    config = app_config(url, tmp)
     config.update(
         IMPORT_UPLOAD_DIR=str(work / "imports"),
         ROSTER_UPLOAD_DIR=str(work / "roster"),
         PHOTO_DIR=str(work / "photos"),
     )
     app = create_app(config)
-    _fresh_user_per_request(app)
+    fresh_user_per_request(app)
     with app.app_context():
         state = {"app": app, "tmp": work, "world": build_world(app, work), "clients": {}}
         yield state

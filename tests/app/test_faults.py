@@ -14,8 +14,7 @@ from sqlalchemy.exc import OperationalError
 from app.extensions import db
 from app.models import Issue, IssueEvent, Photo
 from app.services.issues import photos as photo_service
-from tests.app._issue_helpers import jpeg_bytes, photo_files
-from tests.conftest import _config, login, west_point
+from tests.factories import app_config, jpeg_bytes, photo_files, west_point
 
 
 @pytest.fixture(autouse=True)
@@ -67,9 +66,9 @@ def database_gone():
 
 
 def test_database_gone_mid_intake_form_gives_503_and_no_problem(
-    client, town, session, app, database_gone
+    client, auth, town, session, app, database_gone
 ):
-    login(client, "inspector")
+    auth.login("inspector")
     response = client.post(
         "/issues/new",
         data=_form("数据库中途断开", photos=[jpeg_bytes()]),
@@ -103,8 +102,8 @@ def test_database_gone_mid_api_intake_gives_json_503(client, town, session, data
     assert _count(session, Issue) == 0
 
 
-def test_site_recovers_after_the_database_comes_back(client, town, session, database_gone):
-    login(client, "inspector")
+def test_site_recovers_after_the_database_comes_back(client, auth, town, session, database_gone):
+    auth.login("inspector")
     failed = client.post("/issues/new", data=_form("第一次"), content_type="multipart/form-data")
     assert failed.status_code == 503
     database_gone.needle = "NEVER"  # the server is back
@@ -121,7 +120,7 @@ def test_unreachable_database_gives_the_503_page(tmp_path):
         url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"
     else:
         url = f"sqlite:///{tmp_path}/no/such/dir/x.db"
-    config = _config(url, tmp_path)
+    config = app_config(url, tmp_path)
     broken = create_app(config)
     with broken.app_context():
         response = broken.test_client().post(
@@ -159,9 +158,9 @@ def _multipart(description: str, photo: bytes) -> tuple[bytes, str]:
 
 
 @pytest.mark.parametrize("keep", [0.3, 0.6, 0.95])
-def test_upload_cut_short_stores_nothing(client, town, session, app, keep):
+def test_upload_cut_short_stores_nothing(client, auth, town, session, app, keep):
     """The phone loses signal halfway through the photo: nothing is stored."""
-    login(client, "inspector")
+    auth.login("inspector")
     body, content_type = _multipart("上传中断", jpeg_bytes(size=(640, 480)))
     cut = body[: int(len(body) * keep)]
     response = client.post(
@@ -177,9 +176,9 @@ def test_upload_cut_short_stores_nothing(client, town, session, app, keep):
     assert photo_files(app.config["PHOTO_DIR"]) == []
 
 
-def test_whole_upload_still_works(client, town, session, app):
+def test_whole_upload_still_works(client, auth, town, session, app):
     """The same hand-built body, uncut, is accepted (the cut test tests the cut)."""
-    login(client, "inspector")
+    auth.login("inspector")
     body, content_type = _multipart("完整上传", jpeg_bytes(size=(640, 480)))
     response = client.post(
         "/issues/new",
@@ -211,9 +210,11 @@ class _FullDisk:
 
 
 @pytest.mark.parametrize("allow", [0, 1, 2], ids=["first-file", "thumbnail", "second-photo"])
-def test_full_disk_on_photo_upload_fails_cleanly(client, town, session, app, monkeypatch, allow):
+def test_full_disk_on_photo_upload_fails_cleanly(
+    client, auth, town, session, app, monkeypatch, allow
+):
     monkeypatch.setattr(photo_service, "os", _FullDisk(allow))
-    login(client, "inspector")
+    auth.login("inspector")
     response = client.post(
         "/issues/new",
         data=_form("磁盘已满", photos=[jpeg_bytes(), jpeg_bytes(colour="blue")]),
@@ -229,7 +230,7 @@ def test_full_disk_on_photo_upload_fails_cleanly(client, town, session, app, mon
 
 
 def test_full_disk_on_after_photo_keeps_the_problem_unchanged(
-    client, town, session, app, monkeypatch, factory
+    client, auth, town, session, app, monkeypatch, factory
 ):
     lon, lat = west_point(0)
     issue = factory.issue(town["users"]["inspector"], lon=lon, lat=lat)
@@ -239,7 +240,7 @@ def test_full_disk_on_after_photo_keeps_the_problem_unchanged(
     session.commit()
     version = session.get(Issue, issue.id).version
     monkeypatch.setattr(photo_service, "os", _FullDisk(0))
-    login(client, "west")
+    auth.login("west")
     response = client.post(
         f"/issues/{issue.id}/act/submit",
         data={
@@ -256,13 +257,13 @@ def test_full_disk_on_after_photo_keeps_the_problem_unchanged(
     assert photo_files(app.config["PHOTO_DIR"]) == []
 
 
-def test_other_os_errors_are_not_called_a_full_disk(client, town, session, app, monkeypatch):
+def test_other_os_errors_are_not_called_a_full_disk(client, auth, town, session, app, monkeypatch):
     class _ReadOnly(_FullDisk):
         def replace(self, src, dst):
             raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(dst))
 
     monkeypatch.setattr(photo_service, "os", _ReadOnly())
-    login(client, "inspector")
+    auth.login("inspector")
     response = client.post(
         "/issues/new", data=_form("只读", photos=[jpeg_bytes()]), content_type="multipart/form-data"
     )
@@ -272,10 +273,10 @@ def test_other_os_errors_are_not_called_a_full_disk(client, town, session, app, 
     assert photo_files(app.config["PHOTO_DIR"]) == []
 
 
-def test_database_gone_while_signed_in_still_gives_a_chinese_page(client, town):
+def test_database_gone_while_signed_in_still_gives_a_chinese_page(client, auth, town):
     """The full error page needs the database (the user, the menu); when every statement
     fails, a plain page in Chinese is shown instead of the server's bare 500."""
-    login(client, "admin")
+    auth.login("admin")
     hook = _DatabaseGone("SELECT")
     event.listen(db.engine, "before_cursor_execute", hook)
     try:

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Issue, Unit, today_local
-from tests.conftest import SHARED_OSM, login
+from tests.factories import SHARED_OSM
 
 OSM_FILE = SHARED_OSM / "guixi.osm.gz"
 pytestmark = [
@@ -169,13 +169,13 @@ def _wait_job(client, url: str, timeout: float = 120.0) -> dict:
     raise AssertionError(f"layer import did not finish: {job}")
 
 
-def test_first_day_through_the_web_pages(app, client, runner, session, tmp_path):
+def test_first_day_through_the_web_pages(app, client, auth, runner, session, tmp_path):
     app.config["COUNTY_CODE"] = COUNTY_CODE
     app.config["JOB_DIR"] = str(tmp_path / "jobs")
     app.config["IMPORT_UPLOAD_DIR"] = str(tmp_path / "uploads")
     _run(runner, "init-db")
     _run(runner, "create-user", "chuangweiban", "--role", "admin", "--password", "Gx2026-first")
-    assert login(client, "chuangweiban", "Gx2026-first").status_code == 302
+    assert auth.login("chuangweiban", "Gx2026-first").status_code == 302
 
     # The layer upload: the raw export, read in the background while the page polls.
     answer = client.post(

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Issue, IssueEvent, IssueUnit, Patrol, Stop, now_local, today_local
-from tests.conftest import east_point, login, west_point
+from tests.factories import AuthActions, east_point, west_point
 
 OUTSIDE_SOURCES = ("州级交叉检查", "省级暗访", "国家评估", "县级督查", "群众投诉/12345")
 
@@ -65,7 +65,7 @@ def _open311(client, town, who: str, form: dict):
 
 
 def _web(client, who: str, form: dict):
-    login(client, who)
+    AuthActions(client).login(who)
     response = client.post("/issues/new", data=form)
     client.post("/logout")
     return response
@@ -137,7 +137,7 @@ def test_filing_trick_is_refused_and_stores_nothing(
     assert {m: _ranking(runner, m) for m in months} == scores
 
 
-def test_patrol_results_door_is_closed_to_unit_heads(client, town, session):
+def test_patrol_results_door_is_closed_to_unit_heads(client, auth, town, session):
     inspector = town["users"]["inspector"]
     patrol = Patrol(name="东区巡查", inspector_id=inspector.id, created_by_id=inspector.id)
     patrol.stops = [Stop(seq=1, lon=EAST[0], lat=EAST[1], label="东区路口", kind="point")]
@@ -145,16 +145,16 @@ def test_patrol_results_door_is_closed_to_unit_heads(client, town, session):
     session.commit()
     stop_id = patrol.stops[0].id
     before = _count(session)
-    login(client, "west")
+    auth.login("west")
     response = client.post(
         f"/patrols/{patrol.id}/results",
         data={f"result_{stop_id}": "new", f"remark_{stop_id}": "东区有垃圾"},
     )
     assert response.status_code in (403, 404)
     assert _count(session) == before
-    client.post("/logout")
+    auth.logout()
     # The inspector's new finding goes through the same intake: 县级督查, found now.
-    login(client, "inspector")
+    auth.login("inspector")
     response = client.post(
         f"/patrols/{patrol.id}/results",
         data={f"result_{stop_id}": "new", f"remark_{stop_id}": "东区有垃圾"},
@@ -165,8 +165,8 @@ def test_patrol_results_door_is_closed_to_unit_heads(client, town, session):
     assert created.source == "县级督查" and created.unit_id == town["east"].id
 
 
-def test_import_door_is_closed_to_unit_heads(client, town, session):
-    login(client, "west")
+def test_import_door_is_closed_to_unit_heads(client, auth, town, session):
+    auth.login("west")
     assert client.get("/issues/import/").status_code == 403
     assert client.post("/issues/import/", data={}).status_code == 403
 
@@ -193,22 +193,22 @@ def test_unit_head_may_report_selfcheck_in_own_cell_everywhere(client, town, ses
     assert {i.source for i in mine} == {"自查"} and {i.unit_id for i in mine} == {west.id}
 
 
-def test_report_form_offers_only_the_sources_the_user_may_set(client, town):
-    login(client, "west")
+def test_report_form_offers_only_the_sources_the_user_may_set(client, auth, town):
+    auth.login("west")
     html = client.get("/issues/new").get_data(as_text=True)
     assert 'value="自查"' in html
     for source in OUTSIDE_SOURCES:
         assert f'value="{source}"' not in html
-    client.post("/logout")
-    login(client, "inspector")
+    auth.logout()
+    auth.login("inspector")
     html = client.get("/issues/new").get_data(as_text=True)
     for source in OUTSIDE_SOURCES:
         assert f'value="{source}"' in html
 
 
-def test_unit_head_flash_does_not_name_the_owner_of_a_queued_report(client, town, session):
+def test_unit_head_flash_does_not_name_the_owner_of_a_queued_report(client, auth, town, session):
     # No point, an address the (absent) geocoder cannot place: kept and queued, not refused.
-    login(client, "west")
+    auth.login("west")
     response = client.post(
         "/issues/new",
         data={"description": "某处有垃圾", "category": "0302", "address": "不存在的街道 99 号"},
@@ -335,9 +335,9 @@ def test_links_never_point_into_problems_the_reader_cannot_see(client, town, ses
         == east_issue.id
 
 
-def test_scored_problems_show_their_reporter_and_source(client, town, session):
+def test_scored_problems_show_their_reporter_and_source(client, auth, town, session):
     month = f"{today_local():%Y-%m}"
-    login(client, "admin")
+    auth.login("admin")
     html = client.get(f"/reports/{month}/units/{town['east'].id}").get_data(as_text=True)
     assert "上报人" in html and "来源" in html
     assert "督查员" in html and "县级督查" in html

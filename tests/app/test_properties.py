@@ -271,7 +271,7 @@ FILE_KINDS = st.sampled_from(["csv", "csv-gbk", "xlsx"])
 @given(tables(), FILE_KINDS)
 @settings(max_examples=150, deadline=None)
 def test_read_table_raises_only_service_errors(rows, kind):
-    from app.services.imports.importer import read_table
+    from app.services.core.tabular import read_table
 
     data, name = _table_file(rows, kind)
     try:
@@ -287,7 +287,7 @@ def test_read_table_raises_only_service_errors(rows, kind):
 @given(st.binary(max_size=300), st.sampled_from(["x.csv", "x.xlsx", "x.xls", "x.txt"]))
 @settings(max_examples=100, deadline=None)
 def test_read_table_on_garbage_bytes_raises_only_service_errors(data, name):
-    from app.services.imports.importer import read_table
+    from app.services.core.tabular import read_table
 
     try:
         read_table(data, name)
@@ -307,7 +307,7 @@ def _issues(session) -> int:
 @given(tables(), FILE_KINDS)
 @FIXTURE_SETTINGS
 def test_import_is_all_or_nothing(app, session, town, rows, kind):
-    from app.services.imports.importer import import_file
+    from app.services.imports.sheet import import_file
 
     admin = town["users"]["admin"]
     data, name = _table_file(rows, kind)
@@ -334,7 +334,7 @@ def test_import_is_all_or_nothing(app, session, town, rows, kind):
 @pytest.mark.parametrize("data", [b"\r", b"a\rb\n", b'"x\ry"\r\nz', b"\x00\r\n\r"])
 def test_stray_carriage_returns_in_a_csv_are_not_a_crash(data):
     from app.services.core.errors import ServiceError
-    from app.services.imports.importer import read_table
+    from app.services.core.tabular import read_table
 
     # A clear refusal is fine; a csv.Error escaping is not.
     with contextlib.suppress(ServiceError):

@@ -13,6 +13,8 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from tests.factories import app_config
+
 REDIS_URI = "redis://127.0.0.1:6379/0"
 
 
@@ -29,7 +31,6 @@ def _redis():
 @pytest.fixture()
 def worker_config(app, _unit_database):
     """Build worker configurations on the (emptied) test database."""
-    from tests.conftest import _config
 
     url, tmp = _unit_database
     prefix = f"sanigrid-test-{uuid.uuid4().hex[:8]}"
@@ -37,7 +38,7 @@ def worker_config(app, _unit_database):
     def make(storage: str) -> dict:
         if storage.startswith("redis") and make.redis is None:
             make.redis = _redis()  # skips the test when no Redis answers
-        config = _config(url, tmp)
+        config = app_config(url, tmp)
         config.update(
             RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=storage, RATELIMIT_KEY_PREFIX=prefix
         )

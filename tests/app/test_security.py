@@ -12,12 +12,12 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from app.models import ApiToken, AuditLog, Issue, Photo, Unit, User
-from tests.conftest import (
+from tests.factories import (
+    AuthActions,
     Factory,
-    _config,
-    _empty_tables,
-    _fresh_user_per_request,
-    login,
+    app_config,
+    empty_tables,
+    fresh_user_per_request,
     west_point,
 )
 
@@ -26,10 +26,10 @@ CSRF_MESSAGE = "缺少安全令牌 (CSRF)"
 
 def _make_app(_unit_database, tmp_path, **overrides):
     from app import create_app
-    from app.services.grids import cells as grids
+    from app.services.core.cache import reset_caches
 
     url, tmp = _unit_database
-    config = _config(url, tmp)
+    config = app_config(url, tmp)
     config.update(
         PHOTO_DIR=str(tmp_path / "photos"),
         IMPORT_UPLOAD_DIR=str(tmp_path / "imp"),
@@ -37,7 +37,7 @@ def _make_app(_unit_database, tmp_path, **overrides):
         **overrides,
     )
     app = create_app(config)
-    _fresh_user_per_request(app)
+    fresh_user_per_request(app)
 
     @app.before_request
     def _forget_csrf_token():
@@ -47,8 +47,8 @@ def _make_app(_unit_database, tmp_path, **overrides):
 
         g.pop("csrf_token", None)
 
-    _empty_tables(app)
-    grids.clear_caches()
+    empty_tables(app)
+    reset_caches()
     return app
 
 
@@ -245,7 +245,7 @@ def test_session_cookie_flags(_unit_database, tmp_path, monkeypatch):
     with app.app_context():
         Factory(db.session).user("alice", "inspector")
         db.session.commit()
-        cookie = login(app.test_client(), "alice").headers["Set-Cookie"]
+        cookie = AuthActions(app.test_client()).login("alice").headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
         db.session.remove()
     monkeypatch.setenv("SESSION_COOKIE_SECURE", "1")
@@ -253,7 +253,7 @@ def test_session_cookie_flags(_unit_database, tmp_path, monkeypatch):
     with secure.app_context():
         Factory(db.session).user("alice", "inspector")
         db.session.commit()
-        cookie = login(secure.test_client(), "alice").headers["Set-Cookie"]
+        cookie = AuthActions(secure.test_client()).login("alice").headers["Set-Cookie"]
         assert "Secure" in cookie and "HttpOnly" in cookie
         db.session.remove()
 
@@ -302,7 +302,7 @@ def test_error_pages_leak_no_stack_trace(_unit_database, tmp_path):
         Factory(db.session).user("alice", "inspector")
         db.session.commit()
         client = app.test_client()
-        login(client, "alice")
+        AuthActions(client).login("alice")
         for headers in ({}, {"Accept": "application/json"}):
             response = client.get("/_test/boom", headers=headers)
             body = response.get_data(as_text=True)
@@ -383,9 +383,9 @@ def test_audit_rows_for_logins_and_admin_actions(secure_app, world):
     assert all(r.user_id == world["users"]["admin"].id for r in admin_rows)
 
 
-def test_exports_are_audited(client, factory, session):
+def test_exports_are_audited(client, auth, factory, session):
     factory.town()
-    login(client, "leader")
+    auth.login("leader")
     assert client.get("/issues/export.xlsx").status_code == 200
     assert session.execute(select(AuditLog).where(AuditLog.action.like("export%"))).scalar()
 
@@ -417,11 +417,11 @@ def _gifar_tail() -> bytes:
     ids=["script-appended", "script-in-comment", "gifar-zip"],
 )
 def test_polyglot_photo_is_refused_or_served_clean(
-    client, factory, session, app, tmp_path, payload
+    client, auth, factory, session, app, tmp_path, payload
 ):
     app.config["PHOTO_DIR"] = str(tmp_path / "photos")
     factory.town()
-    login(client, "inspector")
+    auth.login("inspector")
     lon, lat = west_point(0)
     response = client.post(
         "/issues/new",
@@ -451,10 +451,10 @@ def test_polyglot_photo_is_refused_or_served_clean(
         Image.open(io.BytesIO(body)).verify()
 
 
-def test_renamed_exe_is_refused_by_the_importer(client, factory, session, app, tmp_path):
+def test_renamed_exe_is_refused_by_the_importer(client, auth, factory, session, app, tmp_path):
     app.config["IMPORT_UPLOAD_DIR"] = str(tmp_path / "uploads")
     factory.town()
-    login(client, "admin")
+    auth.login("admin")
     exe = b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff" + b"\x00" * 64 + b"PE\x00\x00"
     for name in ("问题清单.xlsx", "问题清单.xls", "问题清单.csv", "setup.exe"):
         response = client.post(

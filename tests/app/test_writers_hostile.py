@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from app.models import Issue
 from app.services.core.text import clean_text
-from tests.conftest import BASE_LAT, BASE_LON, STEP, east_point, login, west_point
+from tests.factories import BASE_LAT, BASE_LON, STEP, AuthActions, east_point, west_point
 
 FORMULAS = ['=HYPERLINK("http://x")', "+1", "@SUM(A1)", "-2+3", "=cmd|' /C calc'!A0"]
 JUNK = ["a\u0001b\u0000c\u001f", "\ufffe", "x\ud800y\udfffz", "<script>&"]
@@ -38,11 +38,11 @@ ROAD_NAME = "+1路\u0001"
 @pytest.fixture()
 def world(factory, session):
     """Units and a road with hostile names, problems with hostile text, a planned patrol."""
+    from app.services.core.cache import reset_caches
     from app.services.core.passwords import issue_token
     from app.services.grids.layers import store_layer
-    from app.services.patrols import patrols
 
-    patrols.clear_caches()
+    reset_caches()
     west = factory.unit(FORMULA_WEST)
     east = factory.unit(FORMULA_EAST)
     grid = factory.grid(west, east)
@@ -73,11 +73,11 @@ def world(factory, session):
     session.commit()
     yield {"admin": admin, "inspector": inspector, "grid": grid, "roads": layer, "old": old,
            "token": issue_token(session, admin)}
-    patrols.clear_caches()
+    reset_caches()
 
 
 def _report_hostile(client) -> None:
-    login(client, "inspector")
+    AuthActions(client).login("inspector")
     for i, text in enumerate(HOSTILE):
         lon, lat = west_point(i) if i % 2 == 0 else east_point(i)
         fields = {"description": text, "address": text, "category": "0302",
@@ -117,16 +117,17 @@ def test_intake_cleans_text_and_keeps_formulas_as_typed(world, client, session):
 
 
 def test_every_export_answers_parses_and_carries_no_formula(world, client, session, tmp_path):
-    from app.services.patrols import patrols
+    from app.services.patrols.plan import plan_patrols
+    from app.services.patrols.stops import choose_stops
 
     _report_hostile(client)
     inspector = world["inspector"]
     ids = [i.id for i in session.execute(select(Issue).order_by(Issue.id)).scalars()]
-    stops, record = patrols.choose_stops(session, inspector, "issues", {"issue_ids": ids})
-    patrol = patrols.plan_patrols(session, inspector, stops, selection=record,
-                                  name="=HYPERLINK(\"x\")巡查\u0001")[0]
+    stops, record = choose_stops(session, inspector, "issues", {"issue_ids": ids})
+    patrol = plan_patrols(session, inspector, stops, selection=record,
+                          name="=HYPERLINK(\"x\")巡查\u0001")[0]
     session.commit()
-    login(client, "admin")
+    AuthActions(client).login("admin")
 
     # Excel: the issue list and the monthly 通报.
     xlsx = client.get("/issues/export.xlsx")
@@ -187,9 +188,9 @@ def test_every_export_answers_parses_and_carries_no_formula(world, client, sessi
     assert any((e.text or "") == "+1路" for e in ET.fromstring(layer_kml.data).iter())
 
 
-def test_rejected_rows_go_back_as_text(world, client, app, tmp_path):
+def test_rejected_rows_go_back_as_text(world, client, auth, app, tmp_path):
     app.config["IMPORT_UPLOAD_DIR"] = str(tmp_path / "uploads")
-    login(client, "admin")
+    auth.login("admin")
     lines = ["序号,问题描述,问题地点,问题类别,经度,纬度"]
     for i, text in enumerate(['=HYPERLINK(""http://x"")', "+1", "@SUM(A1)", "a\u0001b\u001fc"]):
         lines.append(f'{i + 1},"{text}","{text}",背街小巷,x,y')  # bad coordinates: rejected
@@ -198,9 +199,9 @@ def test_rejected_rows_go_back_as_text(world, client, app, tmp_path):
                            content_type="multipart/form-data")
     assert response.status_code == 302, response.get_data(as_text=True)[:300]
     token = response.headers["Location"].rstrip("/").split("/")[-1]
-    from app.services.imports import importer
+    from app.services.core.tabular import load_sheet
 
-    mapping = importer.load_sheet(data, "清单.csv").mapping
+    mapping = load_sheet(data, "清单.csv").mapping
     form = {f"col_{index}": name for name, index in mapping.items()}
     assert client.post(f"/issues/import/{token}", data={**form, "skip_errors": "1"}).status_code == 302
     download = client.get(f"/issues/import/{token}/rejected.xlsx")
@@ -228,7 +229,7 @@ def test_the_excel_helper_never_writes_a_formula():
 
 
 def test_roster_passwords_workbook_keeps_hostile_names_as_text():
-    from app.services.tables.accounts import passwords_workbook
+    from app.services.tables.roster import passwords_workbook
 
     data = passwords_workbook([{"unit": FORMULA_WEST, "name": "=1+1\u0001", "username": "u1",
                                 "role_code": "unit_head", "password": "p"}])

@@ -14,7 +14,7 @@ from openpyxl import load_workbook
 from shapely.geometry import Point
 
 from gis.crs import to_metric, utm_crs_for
-from gis.demo_town import CATEGORIES, POI_TYPES, SOURCES, WORKBOOK_HEADERS
+from gis.demo_town.data import POI_TYPES, SOURCES, read_categories
 
 ROOT = Path(__file__).parents[2]
 DEMO = ROOT / "layers" / "demo"
@@ -227,26 +227,6 @@ def test_categories_table(units):
     assert {"主次干道", "背街小巷", "公厕", "农贸市场"} <= {r["name"] for r in level2}
 
 
-def test_workbook_has_126_rows_under_title_and_headers():
-    wb = load_workbook(WORKBOOK)
-    ws = wb.active
-    assert "交叉检查" in ws.cell(row=1, column=1).value
-    assert any(str(r).startswith("A1:") for r in ws.merged_cells.ranges)
-    headers = [ws.cell(row=2, column=c).value for c in range(1, len(WORKBOOK_HEADERS) + 1)]
-    assert headers == list(WORKBOOK_HEADERS)
-    rows = list(ws.iter_rows(min_row=3, values_only=True))
-    assert len(rows) == 126
-    assert [r[0] for r in rows] == list(range(1, 127))
-    found = [r[5] for r in rows]
-    assert sum(isinstance(v, dt.datetime) for v in found) > 80
-    assert any(isinstance(v, str) and v.startswith("2026.") for v in found)
-    with_coords = [r for r in rows if r[7] is not None]
-    assert 0.12 <= len(with_coords) / 126 <= 0.3
-    assert any(r[9] == "坐标来源:高德" for r in with_coords)
-    assert any(r[4] is None for r in rows)
-    assert any("云岭县" in (r[2] or "") for r in rows)
-
-
 def test_truth_matches_workbook_and_lies_in_town(boundary_m, crs):
     with open(TRUTH, encoding="utf-8", newline="") as handle:
         truth = list(csv.DictReader(handle))
@@ -256,7 +236,7 @@ def test_truth_matches_workbook_and_lies_in_town(boundary_m, crs):
     assert forms == {"intersection", "poi", "house_number", "segment", "road", "none"}
     unplaceable = [t for t in truth if t["address_form"] == "none"]
     assert 3 <= len(unplaceable) <= 5 and all(t["lon"] == "" for t in unplaceable)
-    codes = {c[0] for c in CATEGORIES}
+    codes = {c["code"] for c in read_categories()}
     to_m = gpd.GeoSeries([], crs="EPSG:4326").to_crs(crs).crs
     for t, row in zip(truth, rows, strict=True):
         assert int(t["seq"]) == row[0] and t["category_code"] in codes
@@ -274,7 +254,7 @@ def test_history_has_varied_outcomes():
     history = json.loads((DEMO / "history.json").read_text(encoding="utf-8"))
     assert 250 <= len(history) <= 400
     assert len({h["ref"] for h in history}) == len(history)
-    codes = {c[0] for c in CATEGORIES}
+    codes = {c["code"] for c in read_categories()}
     finals = {}
     for h in history:
         assert h["category_code"] in codes and h["source"] in SOURCES
@@ -298,18 +278,15 @@ def test_demo_is_small_enough():
     assert "SYNTHETIC" in (DEMO / "README.md").read_text(encoding="utf-8")
 
 
-def test_regenerating_gives_identical_files(tmp_path):
-    from app.services.ops.demo_files import WORKBOOK_NAME, write_demo_files
-
-    written = write_demo_files(
-        tmp_path, categories_path=tmp_path / "categories.csv", truth_path=tmp_path / "truth.csv"
-    )
-    assert written[WORKBOOK_NAME] == 126
-    for name in [f"{n}.geojson" for n in GEOJSON] + ["units.csv", "history.json", "county.json"]:
-        assert (tmp_path / name).read_bytes() == (DEMO / name).read_bytes(), name
-    assert (tmp_path / "categories.csv").read_bytes() == (
-        ROOT / "layers" / "categories.csv"
-    ).read_bytes()
-    assert (tmp_path / "truth.csv").read_bytes() == TRUTH.read_bytes()
-    fresh = list(load_workbook(tmp_path / WORKBOOK_NAME).active.values)
-    assert fresh == list(load_workbook(WORKBOOK).active.values)
+def test_generator_reads_the_category_table_from_layers(tmp_path):
+    with open(ROOT / "layers" / "categories.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    table = read_categories()
+    assert [c["code"] for c in table] == [r["code"] for r in rows]
+    for c, r in zip(table, rows, strict=True):
+        assert c["deadline_days"] == int(r["deadline_days"]) and c["points"] == float(r["points"])
+        assert (c["name"], c["functional_unit"]) == (r["name"], r["functional_unit"])
+    short = tmp_path / "short.csv"
+    short.write_text("code,name,points\n01,x,1.0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="deadline_days"):
+        read_categories(short)

@@ -26,7 +26,8 @@ from pyproj import Transformer
 from shapely.geometry import LineString, Point, box
 
 from gis.errors import LayerReadError
-from gis.geocode import QUEUE_BELOW, Geocoder, GeocodeResult, geocode_address
+from gis.geocode.geocoder import Geocoder, geocode_address
+from gis.geocode.result import QUEUE_BELOW, GeocodeResult
 
 UTM = "EPSG:32648"
 ORIGIN_LON, ORIGIN_LAT = 103.5, 22.8

@@ -17,7 +17,8 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
 from gis.crs import WGS84, utm_crs_for, wgs84_to_bd09, wgs84_to_gcj02
 from gis.errors import CRSError, LayerReadError, LayerWriteError
-from gis.layer_io import layer_to_bytes, read_layer, write_layer
+from gis.layer_io.read import read_layer
+from gis.layer_io.write import layer_to_bytes, write_layer
 
 FORMATS = ["geojson", "gpkg", "shp", "kml"]
 LON0, LAT0 = 117.2200, 28.3000  # 贵溪 county seat
@@ -457,7 +458,7 @@ def _county_roads() -> gpd.GeoDataFrame:
 
 @pytest.mark.parametrize("fmt", ["geojson", "gpkg", "shp"])
 def test_county_door_plate_layer_reaches_the_geocoder(tmp_path: Path, fmt: str) -> None:
-    from gis.geocode import Geocoder
+    from gis.geocode.geocoder import Geocoder
 
     plates = gpd.GeoDataFrame(
         {"JLX": ["人民路", "人民路"], "MPH": ["21号", "23号"]},
@@ -474,7 +475,7 @@ def test_county_door_plate_layer_reaches_the_geocoder(tmp_path: Path, fmt: str) 
 
 
 def test_county_building_layer_with_address_and_names(tmp_path: Path) -> None:
-    from gis.geocode import Geocoder
+    from gis.geocode.geocoder import Geocoder
 
     buildings = gpd.GeoDataFrame(
         {"名称": ["财富大厦", None], "地址": [None, "人民路8号"], "别名": ["财富中心", None]},

@@ -24,14 +24,14 @@ def _imports(path: Path) -> set[str]:
 
 def test_gis_imports_only_stdlib_and_geo_stack():
     offenders = {}
-    for path in sorted(GIS.glob("*.py")):
+    for path in sorted(GIS.rglob("*.py")):
         bad = {
             name for name in _imports(path)
             if name not in sys.stdlib_module_names and name not in ALLOWED_THIRD_PARTY
             and name != "gis"
         }
         if bad:
-            offenders[path.name] = sorted(bad)
+            offenders[str(path.relative_to(GIS))] = sorted(bad)
     assert offenders == {}
 
 

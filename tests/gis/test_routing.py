@@ -16,18 +16,12 @@ import shapely
 from shapely.geometry import LineString, Point
 
 from gis.errors import CoordinateError, RoutingError
-from gis.routing import (
-    SNAP_WARN_M,
-    RoadGraph,
-    build_road_graph,
-    distance_matrix,
-    plan_route,
-    route_to_gpx,
-    route_to_kml,
-    snap_points,
-    solve_tour,
-    split_route,
-)
+from gis.routing.export import route_to_gpx, route_to_kml
+from gis.routing.graph import RoadGraph, build_road_graph
+from gis.routing.plan import plan_route, split_route
+from gis.routing.search import distance_matrix
+from gis.routing.snap import SNAP_WARN_M, snap_points
+from gis.routing.tour import solve_tour
 
 GUIXI = Path(__file__).parents[2].parent / "shared/data/osm/guixi"
 CHINESE = re.compile(r"[\u4e00-\u9fff]")

@@ -1,1 +1,1 @@
-"""Monthly assessment: scoring, publishing, readiness, the Excel report and charts."""
+"""Monthly assessment: months, rules, scoring, publishing, appeals, readiness, Excel and charts."""

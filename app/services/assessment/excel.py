@@ -15,7 +15,8 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from app.services.assessment.assessment import FORMULA_LABELS, month_label
+from app.services.assessment.months import month_label
+from app.services.assessment.rules import FORMULA_LABELS
 from app.services.core.xlsx import text_cell
 
 RANKING_HEADERS = [

@@ -14,14 +14,14 @@ from datetime import date
 
 from sqlalchemy import select
 
-from app.models import OPEN_STATUSES, AuditLog, Category, Issue, Setting, User, today_local
-from app.services.core import access
+from app.models import OPEN_STATUSES, Category, Issue, Setting, User, today_local
+from app.services.assessment.scoring import EXCLUDED_STATUSES
+from app.services.core import access, audit
 from app.services.core.errors import ValidationError
 
 CALENDAR_KEY = "evaluation_calendar"
 LEVELS = ("州级", "省级", "国家级")
 LEVEL_NAMES = {"州级": "州级复核 / 交叉检查", "省级": "省级评估 (暗访)", "国家级": "国家级评估"}
-EXCLUDED_STATUSES = ("rejected", "duplicate")
 
 
 def get_calendar(session) -> dict[str, dict]:
@@ -57,13 +57,7 @@ def save_calendar(session, user: User, values: dict) -> dict[str, dict]:
         session.add(Setting(key=CALENDAR_KEY, value=calendar))
     else:
         row.value = calendar
-    session.add(
-        AuditLog(
-            user_id=user.id,
-            action="evaluation_calendar",
-            detail=json.dumps(calendar, ensure_ascii=False),
-        )
-    )
+    audit.record(session, user, "evaluation_calendar", json.dumps(calendar, ensure_ascii=False))
     session.flush()
     return calendar
 

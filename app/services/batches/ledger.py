@@ -12,14 +12,26 @@ import io
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from urllib.parse import quote
 
+from docx import Document
+from docx.enum.section import WD_ORIENT
+from docx.enum.text import WD_ALIGN_PARAGRAPH
+from docx.oxml.ns import qn
+from docx.shared import Cm, Pt
+from openpyxl import Workbook
+from openpyxl.drawing.image import Image
+from openpyxl.styles import Alignment, Border, Font, Side
+from openpyxl.utils import get_column_letter
+from PIL import Image as PILImage
 from sqlalchemy import select
 
 from app.models import STATUS_LABELS, Batch, Issue, Photo, Setting, Unit, User, today_local
-from app.services.batches.batches import batch_issues, check_unit_id, get_batch, summarize
+from app.services.batches.queries import batch_issues, check_unit_id, get_batch, summarize
 from app.services.core import access
 from app.services.core.errors import NotFoundError
 from app.services.core.text import clean_text
+from app.services.core.xlsx import text_cell
 from app.services.issues.photos import thumb_path
 
 COLUMNS = ("序号", "问题描述", "问题地点", "责任单位", "整改措施", "整改时限", "完成时间", "状态",
@@ -195,8 +207,6 @@ def ascii_filename(ledger: Ledger, ext: str) -> str:
 
 def content_disposition(ledger: Ledger, ext: str) -> str:
     """``attachment`` with the readable ASCII name and the Chinese name as UTF-8 ``filename*``."""
-    from urllib.parse import quote
-
     return (f'attachment; filename="{ascii_filename(ledger, ext)}"; '
             f"filename*=UTF-8''{quote(ledger_filename(ledger, ext), safe='')}")
 
@@ -209,8 +219,6 @@ def _thumbnail(path: Path, max_w: int, max_h: int) -> tuple[io.BytesIO, int, int
 
     Returns the JPEG and its width and height in pixels; never upscales.
     """
-    from PIL import Image as PILImage
-
     with PILImage.open(path) as image:
         image = image.convert("RGB")
         ratio = min(max_w / max(image.width, 1), max_h / max(image.height, 1), 1.0)
@@ -224,13 +232,6 @@ def _thumbnail(path: Path, max_w: int, max_h: int) -> tuple[io.BytesIO, int, int
 
 def ledger_xlsx(ledger: Ledger) -> bytes:
     """The ledger as an A4-landscape workbook with embedded thumbnails."""
-    from openpyxl import Workbook
-    from openpyxl.drawing.image import Image
-    from openpyxl.styles import Alignment, Border, Font, Side
-    from openpyxl.utils import get_column_letter
-
-    from app.services.core.xlsx import text_cell
-
     wb = Workbook()
     ws = wb.active
     ws.title = "整改台账"
@@ -290,9 +291,6 @@ def ledger_xlsx(ledger: Ledger) -> bytes:
 
 def _font(run, name: str, size: float | None = None, bold: bool = False) -> None:
     """Set a run's Latin and East-Asian font by name (Word reads w:eastAsia for CJK)."""
-    from docx.oxml.ns import qn
-    from docx.shared import Pt
-
     run.font.name = name
     rpr = run._element.get_or_add_rPr()
     fonts = rpr.find(qn("w:rFonts"))
@@ -306,8 +304,6 @@ def _font(run, name: str, size: float | None = None, bold: bool = False) -> None
 
 
 def _repeat_header(row) -> None:
-    from docx.oxml.ns import qn
-
     tr_pr = row._tr.get_or_add_trPr()
     header = tr_pr.makeelement(qn("w:tblHeader"), {qn("w:val"): "true"})
     tr_pr.append(header)
@@ -315,8 +311,6 @@ def _repeat_header(row) -> None:
 
 def _docx_picture(path: Path, column_cm: float) -> tuple:
     """A thumbnail and its size that fit a Word column: its width, at most 3 cm tall."""
-    from docx.shared import Cm
-
     data, width, height = _thumbnail(path, 320, 320)
     box_w = column_cm - DOCX_CELL_PAD_CM
     scale = min(box_w / width, DOCX_THUMB_MAX_H_CM / height)
@@ -325,17 +319,10 @@ def _docx_picture(path: Path, column_cm: float) -> tuple:
 
 def ledger_docx(ledger: Ledger) -> bytes:
     """The ledger as the report such ledgers circulate as (A4 landscape, 仿宋/宋体)."""
-    from docx import Document
-    from docx.enum.section import WD_ORIENT
-    from docx.enum.text import WD_ALIGN_PARAGRAPH
-    from docx.shared import Cm, Pt
-
     doc = Document()
     normal = doc.styles["Normal"]
     normal.font.name = BODY_FONT
     normal.font.size = Pt(12)
-    from docx.oxml.ns import qn
-
     normal.element.get_or_add_rPr().get_or_add_rFonts().set(qn("w:eastAsia"), BODY_FONT)
     section = doc.sections[0]
     section.orientation = WD_ORIENT.LANDSCAPE

@@ -48,6 +48,12 @@ def require(user: User, action: str) -> None:
         raise ForbiddenError(msg)
 
 
+def require_table_admin(user: User | None) -> None:
+    """Refuse anyone but an admin the county's base tables; ``None`` is the command line."""
+    if user is not None:
+        require(user, "manage_users")
+
+
 def _co_unit_of(unit_id: int):
     """SQL: the issue has ``unit_id`` among its co-units (协办单位)."""
     return exists().where(IssueUnit.issue_id == Issue.id, IssueUnit.unit_id == unit_id)

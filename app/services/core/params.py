@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from app.services.core.errors import ValidationError
+from app.models import COUNTY_TZ
+from app.services.core.errors import FieldError, MediaTypeError, ValidationError
 
 # Ids are 32-bit integers on PostgreSQL; anything larger cannot exist.
 MAX_ID = 2**31 - 1
@@ -35,30 +36,16 @@ MAX_ID_LIST = 1000
 MAX_NUMBER_CHARS = 40
 
 
-class ParamError(ValidationError):
-    """A parameter's value is malformed; carries the parameter's name for clients."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class MediaTypeError(ParamError):
-    """The body is not in the format the endpoint takes (e.g. JSON sent as text/plain)."""
-
-    status = 415
-
-
 def shown(value: Any, *, limit: int = 40) -> str:
     """The value as a message shows it: repr, cut to ``limit`` characters."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def bad(name: str, value: Any, hint: str = "") -> ParamError:
+def bad(name: str, value: Any, hint: str = "") -> FieldError:
     """The one error of this module: names the parameter, the (cut) value and a hint."""
     msg = f"参数 {name} 的值无效: {shown(value)}" + (f" ({hint})" if hint else "")
-    return ParamError(msg, name)
+    return FieldError(msg, name)
 
 
 def _blank(value: Any) -> bool:
@@ -109,7 +96,7 @@ def parse_int(
 
     Raises
     ------
-    ParamError
+    FieldError
         When the value is not an integer or lies outside the bounds.
     """
     if _blank(value):
@@ -147,6 +134,36 @@ def parse_id(value: Any, *, name: str = "id", default: int | None = None) -> int
     return parse_int(value, name=name, low=1, high=MAX_ID, default=default)
 
 
+def parse_typed_id(value: Any, *, what: str) -> int:
+    """An id a person typed or a form sent (``12`` or ``#12``), for an object named ``what``.
+
+    Parameters
+    ----------
+    value : Any
+        The raw value.
+    what : str
+        The object's Chinese name, for the message ("单位" gives "单位编号 'x' 无效").
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    FieldError
+        When the value is blank or not an id from 1 to MAX_ID.
+    """
+    text = value.strip().lstrip("#") if isinstance(value, str) else value
+    try:
+        number = parse_id(text, name=what)
+    except ValidationError:
+        number = None
+    if number is None:
+        msg = f"{what}编号 {shown(value)} 无效"
+        raise FieldError(msg, what)
+    return number
+
+
 def is_id(value: Any) -> bool:
     """Whether the value is a plain id a database can hold (for "not found" answers)."""
     try:
@@ -169,12 +186,12 @@ def parse_id_list(
         raise bad(name, value, "应为编号列表")
     if len(items) > max_items:
         msg = f"参数 {name} 的编号过多: {len(items)} 个 (最多 {max_items} 个)"
-        raise ParamError(msg, name)
+        raise FieldError(msg, name)
     out: list[int] = []
     for item in items:
         try:
             number = parse_id(item, name=name)
-        except ParamError:
+        except FieldError:
             raise bad(name, item, f"应为 1 到 {MAX_ID} 之间的整数编号") from None
         if number is None:
             raise bad(name, item, "编号不能为空")
@@ -217,14 +234,14 @@ def parse_lonlat(
     if _blank(lon) and _blank(lat):
         if required:
             msg = f"参数 {name} 不能为空"
-            raise ParamError(msg, name)
+            raise FieldError(msg, name)
         return None
     lon_name, _, lat_name = name.partition("/")
     lat_name = lat_name or "lat"
     if _blank(lon) or _blank(lat):
         missing = lon_name if _blank(lon) else lat_name
         msg = f"参数 {missing} 缺失: {lon_name} 和 {lat_name} 必须同时提供"
-        raise ParamError(msg, missing)
+        raise FieldError(msg, missing)
     x = parse_float(lon, name=lon_name, low=-180.0, high=180.0)
     y = parse_float(lat, name=lat_name, low=-90.0, high=90.0)
     return float(x), float(y)
@@ -318,11 +335,57 @@ def parse_datetime(value: Any, *, name: str = "datetime",
         except ValueError:
             raise bad(name, value, "应为 ISO 8601 日期时间, 如 2026-03-01T08:00:00") from None
     if parsed.tzinfo is not None:
-        from app.models import COUNTY_TZ
-
         parsed = parsed.astimezone(COUNTY_TZ).replace(tzinfo=None)
     _in_years(parsed, name, value)
     return parsed
+
+
+def _interval_end(text: str, *, name: str, end: bool) -> datetime | None:
+    text = text.strip()
+    if text in ("", ".."):
+        return None
+    if len(text) == 10:  # a date: the whole day
+        day = datetime.combine(parse_date(text, name=name), datetime.min.time())
+        return day.replace(hour=23, minute=59, second=59, microsecond=999999) if end else day
+    # A zone, if given, becomes county time (how times are stored).
+    return parse_datetime(text, name=name)
+
+
+def parse_interval(value: Any, *, name: str = "datetime"
+                   ) -> tuple[datetime | None, datetime | None] | None:
+    """An instant or ``start/end`` interval (``..`` or blank for an open end), as OGC API writes it.
+
+    Parameters
+    ----------
+    value : Any
+        ``2026-03-01``, ``2026-03-01T08:00:00Z``, ``2026-03-01/..`` or ``../2026-03-31``.
+    name : str
+        The parameter's name, for the message.
+
+    Returns
+    -------
+    tuple of (datetime or None, datetime or None), or None
+        Naive county times, both ends inclusive; a bare date spans its whole day.
+        None when the value is blank.
+
+    Raises
+    ------
+    FieldError
+        When an end is not a date or date-time, both ends are open, or start is after end.
+    """
+    if _blank(value):
+        return None
+    text = str(value)
+    if "/" in text:
+        parts = text.split("/")
+        if len(parts) != 2 or all(p.strip() in ("", "..") for p in parts):
+            raise bad(name, value, "应为时刻或区间 start/end")
+        start = _interval_end(parts[0], name=name, end=False)
+        stop = _interval_end(parts[1], name=name, end=True)
+        if start and stop and start > stop:
+            raise bad(name, value, f"开始 {parts[0]} 晚于结束 {parts[1]}")
+        return start, stop
+    return _interval_end(text, name=name, end=False), _interval_end(text, name=name, end=True)
 
 
 def parse_bool(value: Any, *, name: str, default: bool | None = None) -> bool | None:
@@ -400,14 +463,14 @@ def parse_json_body(
 
     Raises
     ------
-    ParamError
+    FieldError
         "请求体过大", "请求体过深" or "请求体不是有效的 JSON".
     MediaTypeError
         A non-empty body that is not declared as JSON (415).
     """
     if (length or 0) > max_bytes or len(data) > max_bytes:
         msg = f"请求体过大 (超过 {max_bytes // 1024} KB)"
-        raise ParamError(msg)
+        raise FieldError(msg)
     if not data.strip():
         return {}
     if not is_json_mimetype(mimetype):
@@ -415,9 +478,9 @@ def parse_json_body(
         raise MediaTypeError(msg)
     if json_depth_exceeds(data, max_depth):
         msg = f"请求体过深 (JSON 嵌套超过 {max_depth} 层)"
-        raise ParamError(msg)
+        raise FieldError(msg)
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
         msg = "请求体不是有效的 JSON"
-        raise ParamError(msg) from None
+        raise FieldError(msg) from None

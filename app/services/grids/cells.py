@@ -10,30 +10,28 @@ assigning a cell takes it off that list.
 from __future__ import annotations
 
 import json
-import threading
 
 import geopandas as gpd
 import numpy as np
+import shapely
 from shapely.geometry import shape
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from app.models import Cell, GridLayer, Issue, IssueEvent, Unit, Zone, now_local
-from app.services.core.errors import NotFoundError, ValidationError
+from app.models import Cell, Feature, GridLayer, Issue, IssueEvent, Layer, Unit, Zone, now_local
+from app.services.core.cache import KeyedCache
+from app.services.core.errors import NoActiveGridError, NotFoundError, ValidationError
+from app.services.tables.unit_routing import territorial_unit_applies
+from gis.crs import utm_crs_for_geom
+from gis.locate import CellLocator
 
 # Grids are immutable once stored, so a locator per grid id can be cached per process
 # without ever going stale (activation picks another id, it never edits cells' shapes).
-_LOCATORS: dict[tuple, tuple[object, np.ndarray]] = {}
-_LOCK = threading.Lock()
-
-
-def clear_caches() -> None:
-    """Forget cached locators (tests that recreate the database call this)."""
-    with _LOCK:
-        _LOCATORS.clear()
+_LOCATORS: KeyedCache[tuple[CellLocator, np.ndarray]] = KeyedCache("cell locators", maxsize=8)
 
 
 def store_grid(
-    session,
+    session: Session,
     cells: gpd.GeoDataFrame,
     *,
     name: str,
@@ -91,7 +89,7 @@ def _zone_records(cells: gpd.GeoDataFrame, zones) -> list[dict]:
     return list(groups.values())
 
 
-def store_zones(session, grid: GridLayer, cells: gpd.GeoDataFrame, zones=None) -> list[Zone]:
+def store_zones(session: Session, grid: GridLayer, cells: gpd.GeoDataFrame, zones=None) -> list[Zone]:
     """Store one Zone row per community/片区 of a grid (from ``gis.coding.code_grid``)."""
     if "subdistrict_code" not in cells.columns or not len(cells):
         return []
@@ -122,7 +120,7 @@ def office_name(subdistrict_name: str) -> str:
     return f"{name}办事处"
 
 
-def office_for(session, subdistrict_name: str) -> Unit:
+def office_for(session: Session, subdistrict_name: str) -> Unit:
     """The sub-district/town office unit for a sub-district name, created when missing."""
     wanted = office_name(subdistrict_name)
     unit = session.execute(select(Unit).where(Unit.name == wanted)).scalar_one_or_none()
@@ -139,7 +137,7 @@ def office_for(session, subdistrict_name: str) -> Unit:
     return unit
 
 
-def subdistrict_names(session, grid_id: int) -> dict[str, str]:
+def subdistrict_names(session: Session, grid_id: int) -> dict[str, str]:
     """Sub-district code -> name for a grid, from its zones (else the sub-district layer)."""
     names = {
         sub: name for sub, name in session.execute(
@@ -148,8 +146,6 @@ def subdistrict_names(session, grid_id: int) -> dict[str, str]:
     }
     if names:
         return names
-    from app.models import Feature, Layer
-
     rows = session.execute(
         select(Feature.code, Feature.name, Feature.props).join(Layer)
         .where(Layer.kind == "subdistricts", Layer.active.is_(True))
@@ -161,7 +157,7 @@ def subdistrict_names(session, grid_id: int) -> dict[str, str]:
     return names
 
 
-def hold_unassigned(session, grid: GridLayer) -> dict[str, int]:
+def hold_unassigned(session: Session, grid: GridLayer) -> dict[str, int]:
     """Give every cell without a unit to its sub-district office (属地兜底).
 
     Returns ``{office name: cells held}`` for the cells handed over now; the grid's
@@ -192,7 +188,7 @@ def hold_unassigned(session, grid: GridLayer) -> dict[str, int]:
     return counts
 
 
-def held_summary(session, grid: GridLayer) -> list[dict]:
+def held_summary(session: Session, grid: GridLayer) -> list[dict]:
     """Cells held by an office because no unit was given: per office, count and codes."""
     held = (grid.params or {}).get("held") or {}
     if not held:
@@ -211,7 +207,7 @@ def held_summary(session, grid: GridLayer) -> list[dict]:
     ]
 
 
-def carry_units(session, grid: GridLayer, from_grid: GridLayer | None) -> int:
+def carry_units(session: Session, grid: GridLayer, from_grid: GridLayer | None) -> int:
     """Give the new grid's unassigned cells the unit of the old cell they overlap most.
 
     Cells the old grid's office only held (属地兜底) carry nothing: they stay free and
@@ -219,10 +215,6 @@ def carry_units(session, grid: GridLayer, from_grid: GridLayer | None) -> int:
     """
     if from_grid is None or from_grid.id == grid.id:
         return 0
-    import shapely
-
-    from gis.crs import utm_crs_for_geom
-
     old = cells_gdf(session, from_grid.id)
     new = cells_gdf(session, grid.id)
     old_held = (from_grid.params or {}).get("held") or {}
@@ -259,13 +251,15 @@ def carry_units(session, grid: GridLayer, from_grid: GridLayer | None) -> int:
     return count
 
 
-def active_grid(session) -> GridLayer | None:
+def active_grid(session: Session) -> GridLayer | None:
+    """Return the active grid version, or None before one is activated."""
     return session.execute(
         select(GridLayer).where(GridLayer.is_active.is_(True))
     ).scalar_one_or_none()
 
 
-def cells_gdf(session, grid_id: int) -> gpd.GeoDataFrame:
+def cells_gdf(session: Session, grid_id: int) -> gpd.GeoDataFrame:
+    """Return a grid's cells (``cell_id``, ``code``, ``unit_id``) in id order, EPSG:4326."""
     rows = session.execute(
         select(Cell.id, Cell.code, Cell.unit_id, Cell.geom).where(Cell.grid_id == grid_id)
         .order_by(Cell.id)
@@ -278,25 +272,21 @@ def cells_gdf(session, grid_id: int) -> gpd.GeoDataFrame:
     )
 
 
-def locator_for(session, grid_id: int):
+def locator_for(session: Session, grid_id: int) -> tuple[CellLocator, np.ndarray]:
     """Return (CellLocator, cell ids array) for a grid, built once per process."""
     grid = session.get(GridLayer, grid_id)
     # The creation time guards against a reused id after a grid was deleted.
     key = (grid_id, grid.created_at.isoformat() if grid else "")
-    with _LOCK:
-        cached = _LOCATORS.get(key)
+    cached = _LOCATORS.get(key)
     if cached is not None:
         return cached
-    from gis.locate import CellLocator
-
+    # Built outside the cache's lock: a cold county grid takes a while, and other
+    # requests keep locating in grids already built meanwhile.
     gdf = cells_gdf(session, grid_id)
-    built = (CellLocator(gdf), gdf["cell_id"].to_numpy())
-    with _LOCK:
-        _LOCATORS[key] = built
-    return built
+    return _LOCATORS.put(key, (CellLocator(gdf), gdf["cell_id"].to_numpy()))
 
 
-def locate_points(session, lon, lat, *, grid_id: int | None = None) -> np.ndarray:
+def locate_points(session: Session, lon, lat, *, grid_id: int | None = None) -> np.ndarray:
     """Cell ids for arrays of WGS-84 points (0 where outside every cell)."""
     if grid_id is None:
         grid = active_grid(session)
@@ -308,12 +298,15 @@ def locate_points(session, lon, lat, *, grid_id: int | None = None) -> np.ndarra
     return np.where(idx >= 0, ids[np.clip(idx, 0, None)], 0)
 
 
-def locate_cell(session, lon: float, lat: float, *, grid_id: int | None = None) -> Cell | None:
+def locate_cell(
+    session: Session, lon: float, lat: float, *, grid_id: int | None = None
+) -> Cell | None:
+    """Return the cell of one WGS-84 point, or None outside every cell."""
     cell_id = int(locate_points(session, [lon], [lat], grid_id=grid_id)[0])
     return session.get(Cell, cell_id) if cell_id else None
 
 
-def activate_grid(session, grid_id: int) -> dict:
+def activate_grid(session: Session, grid_id: int) -> dict:
     """Make a grid the active one and re-assign every placed problem to its new cell.
 
     Problems keep their coordinates; only the cell (and, for territorial routing, the
@@ -337,8 +330,6 @@ def activate_grid(session, grid_id: int) -> dict:
     cell_ids = locate_points(session, lon, lat, grid_id=grid.id)
     units = dict(session.execute(select(Cell.id, Cell.unit_id).where(Cell.grid_id == grid.id)).all())
     outside = 0
-    from app.services.tables.unit_routing import territorial_unit_applies
-
     codes = dict(session.execute(select(Cell.id, Cell.code).where(
         Cell.id.in_({i.cell_id for i in issues if i.cell_id} | {int(c) for c in cell_ids if c})
     )).all()) if issues else {}
@@ -365,11 +356,13 @@ def activate_grid(session, grid_id: int) -> dict:
     return {"grid_id": grid.id, "reassigned": len(issues) - outside, "outside": outside}
 
 
-def assign_cells(session, assignments: dict[str, str], *, grid_id: int | None = None) -> int:
+def assign_cells(session: Session, assignments: dict[str, str], *, grid_id: int | None = None) -> int:
     """Assign cells (by code) to units (by name); unknown codes or units are named."""
     grid = session.get(GridLayer, grid_id) if grid_id else active_grid(session)
     if grid is None:
-        msg = "没有可用的网格图层"
+        if not grid_id:
+            raise NoActiveGridError()
+        msg = f"网格图层 {grid_id} 不存在"
         raise NotFoundError(msg)
     cells = {c.code: c for c in session.execute(select(Cell).where(Cell.grid_id == grid.id)).scalars()}
     units = {u.name: u for u in session.execute(select(Unit)).scalars()}

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import threading
 import unicodedata
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.models import Feature, Layer, Setting, User
-from app.services.core.access import require
-from app.services.core.errors import ConflictError, NotFoundError, ValidationError
+from app.services.core.access import require_table_admin
+from app.services.core.audit import record
+from app.services.core.cache import KeyedCache
+from app.services.core.errors import ConflictError, NotFoundError, TableRowsError, ValidationError
+from app.services.core.tabular import read_named_columns
 from app.services.grids.layers import layer_gdf
+from gis.address import normalize_address
+from gis.geocode.geocoder import Geocoder
 
-_CACHE: dict[tuple, object] = {}
-_LOCK = threading.Lock()
+# One geocoder: the key names every input, so a changed layer or alias builds a new one.
+_GEOCODERS: KeyedCache[Geocoder] = KeyedCache("geocoders", maxsize=1)
 ALIAS_KEY = "geocode_aliases"
 
 
@@ -29,7 +34,7 @@ def set_aliases(session, mapping: dict[str, str]) -> None:
     session.flush()
 
 
-def geocoder_for(session):
+def geocoder_for(session: Session) -> Geocoder | None:
     """Return a Geocoder over the active layers (cached until a layer or alias changes).
 
     Roads, POIs, communities, door plates and buildings all feed it: a named building
@@ -50,10 +55,9 @@ def geocoder_for(session):
         str(county.value[k]) for k in ("county_name", "seat_name") if county and county.value.get(k)
     )
     key = (tuple(sorted(layers.items())), tuple(sorted(alias_map.items())), prefixes)
-    with _LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-    from gis.geocode import Geocoder
+    cached = _GEOCODERS.get(key)
+    if cached is not None:
+        return cached
 
     def gdf(kind):
         return layer_gdf(session, layers[kind]) if kind in layers else None
@@ -63,10 +67,7 @@ def geocoder_for(session):
         addresses=gdf("addresses"), buildings=gdf("buildings"), aliases=alias_map,
         strip_prefixes=prefixes,
     )
-    with _LOCK:
-        _CACHE.clear()
-        _CACHE[key] = geocoder
-    return geocoder
+    return _GEOCODERS.put(key, geocoder)
 
 
 # ---------------------------------------------------------------------- the alias table
@@ -82,23 +83,6 @@ ALIAS_COLUMNS = {
 }
 
 
-class AliasTableError(ValidationError):
-    """An alias table with row errors; ``errors`` lists every one (row-numbered)."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        shown = "；".join(errors[:5])
-        if len(errors) > 5:
-            shown += f"；另有 {len(errors) - 5} 处错误"
-        super().__init__(f"别名表有 {len(errors)} 处错误，未导入: {shown}")
-
-
-def _admin(user: User | None) -> None:
-    # None is the command line, run by whoever holds the server.
-    if user is not None:
-        require(user, "manage_users")
-
-
 def _light(name) -> str:
     """A name as written, only unified in width and blanks."""
     return "".join(unicodedata.normalize("NFKC", str(name or "")).split())
@@ -106,8 +90,6 @@ def _light(name) -> str:
 
 def known_places(session) -> dict[str, tuple[str, str]]:
     """Road, POI and community names of the active layers: lookup key → (name, kind)."""
-    from gis.address import normalize_address
-
     rows = session.execute(
         select(Feature.name, Layer.kind)
         .join(Layer, Feature.layer_id == Layer.id)
@@ -132,8 +114,6 @@ def place_names(session) -> list[dict]:
 
 def _check_pair(places: dict, alias: str, canonical: str, where: str) -> tuple[str, str]:
     """Return (alias, the layer's spelling of canonical); raise naming ``where``."""
-    from gis.address import normalize_address
-
     alias, canonical = _light(alias), _light(canonical)
     if not alias:
         msg = f"{where}别名为空"
@@ -162,9 +142,7 @@ def _check_pair(places: dict, alias: str, canonical: str, where: str) -> tuple[s
 
 def list_aliases(session, user: User | None) -> list[dict]:
     """The alias table with each target's kind (or a note when it left the layers)."""
-    _admin(user)
-    from gis.address import normalize_address
-
+    require_table_admin(user)
     places = known_places(session)
     out = []
     for alias, canonical in sorted(aliases(session).items()):
@@ -177,9 +155,7 @@ def list_aliases(session, user: User | None) -> list[dict]:
 def save_alias(session, user: User | None, alias: str, canonical: str, *,
                old_alias: str | None = None, ip: str | None = None) -> tuple[str, str]:
     """Add or change one alias (``old_alias`` renames an entry); return the stored pair."""
-    from app.services.core.audit import record
-
-    _admin(user)
+    require_table_admin(user)
     alias, canonical = _check_pair(known_places(session), alias, canonical, "")
     mapping = aliases(session)
     old = _light(old_alias) if old_alias else None
@@ -200,9 +176,7 @@ def save_alias(session, user: User | None, alias: str, canonical: str, *,
 
 def delete_alias(session, user: User | None, alias: str, *, ip: str | None = None) -> str:
     """Remove one alias."""
-    from app.services.core.audit import record
-
-    _admin(user)
+    require_table_admin(user)
     key = _light(alias)
     mapping = aliases(session)
     if key not in mapping:
@@ -216,8 +190,6 @@ def delete_alias(session, user: User | None, alias: str, *, ip: str | None = Non
 
 def read_alias_table(data: bytes, filename: str) -> list[dict]:
     """Parse an alias table (.xlsx/.xls/.csv; columns 别名, 标准名称) into numbered rows."""
-    from app.services.imports.importer import read_named_columns
-
     return read_named_columns(data, filename, ALIAS_COLUMNS, required={"alias", "canonical"},
                               label="别名、标准名称")
 
@@ -225,12 +197,10 @@ def read_alias_table(data: bytes, filename: str) -> list[dict]:
 def import_aliases(session, user: User | None, data: bytes, filename: str, *,
                    replace: bool = False, ip: str | None = None) -> dict:
     """Merge (or with ``replace`` substitute) an uploaded alias table; all rows or none."""
-    from app.services.core.audit import record
-
-    _admin(user)
+    require_table_admin(user)
     rows = read_alias_table(data, filename)
     if not rows:
-        raise AliasTableError([f"{filename}: 没有数据行"])
+        raise TableRowsError("别名表", [f"{filename}: 没有数据行"])
     places = known_places(session)
     errors: list[str] = []
     found: dict[str, tuple[int, str]] = {}
@@ -246,7 +216,7 @@ def import_aliases(session, user: User | None, data: bytes, filename: str, *,
             continue
         found.setdefault(alias, (row["row"], canonical))
     if errors:
-        raise AliasTableError(errors)
+        raise TableRowsError("别名表", errors)
     mapping = {} if replace else aliases(session)
     before = dict(mapping)
     for alias, (_, canonical) in found.items():

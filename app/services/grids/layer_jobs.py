@@ -19,23 +19,29 @@ import os
 import re
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 from app.models import User, now_local
-from app.services.core import access
-from app.services.core.errors import NotFoundError, ValidationError
+from app.services.core import access, audit
+from app.services.core.errors import NotFoundError, ServiceError, ValidationError
 from app.services.grids.layers import (
+    KIND_LABELS,
+    LAYER_KINDS,
+    OSM_SUFFIXES,
+    VECTOR_SUFFIXES,
     activate_layers,
     delete_layers,
     import_osm_file,
     is_osm_file,
     store_layer,
 )
+from gis.errors import GisError
+from gis.layer_io.read import read_layer
 
 log = logging.getLogger(__name__)
 
-VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".kml", ".kmz")
-UPLOAD_SUFFIXES = (*VECTOR_SUFFIXES, ".osm", ".osm.gz", ".osm.bz2", ".osm.pbf", ".pbf")
+UPLOAD_SUFFIXES = (*VECTOR_SUFFIXES, *OSM_SUFFIXES)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
@@ -95,8 +101,6 @@ JOB_KEEP_S = 7 * 24 * 3600
 
 def purge_jobs(directory: str | Path, *, older_than_s: float = JOB_KEEP_S) -> int:
     """Remove progress records and leftover uploads older than a week; return how many."""
-    import time
-
     folder = Path(directory)
     if not folder.is_dir():
         return 0
@@ -161,12 +165,10 @@ def start_layer_job(
         raise ValidationError(msg)
     osm = is_osm_file(name)
     if not osm:
-        from app.services.grids.admin import IMPORT_KINDS
-
         if kind == "grid":
             msg = "网格请在「导入网格」页面上传 (需先检查)"
             raise ValidationError(msg)
-        if kind not in IMPORT_KINDS:
+        if kind not in LAYER_KINDS:
             msg = f"请选择图层类型 (收到 {kind!r})"
             raise ValidationError(msg)
     token = secrets.token_urlsafe(18)
@@ -238,9 +240,6 @@ def run_layer_job(session, directory: str | Path, token: str, user_id: int | Non
         # Layers written in chunks before the failure were never switched on: remove them.
         delete_layers(session, staged)
         session.commit()
-        from app.services.core.errors import ServiceError
-        from gis.errors import GisError
-
         known = isinstance(exc, ServiceError | GisError)
         if not known:
             log.exception("layer import %s failed", token)
@@ -258,10 +257,6 @@ def run_layer_job(session, directory: str | Path, token: str, user_id: int | Non
 
 def _import_gis_file(session, path: Path, record: dict, user, progress, staged: list[int]):
     """Read one GIS file as its kind; write it inactive in chunks, then switch it on."""
-    from app.services.core.audit import record as audit
-    from app.services.grids.admin import KIND_LABELS
-    from gis.layer_io import read_layer
-
     kind = record["kind"]
     label = KIND_LABELS.get(kind, kind)
     progress("读取图层文件", 0.1)
@@ -273,5 +268,5 @@ def _import_gis_file(session, path: Path, record: dict, user, progress, staged: 
     )
     staged.append(layer.id)
     activate_layers(session, [layer.id])
-    audit(session, user, "import_layer", f"{kind} {path.name}: {len(gdf)} 个要素")
+    audit.record(session, user, "import_layer", f"{kind} {path.name}: {len(gdf)} 个要素")
     return {kind: len(gdf)}, []

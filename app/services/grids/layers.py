@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import geopandas as gpd
+import shapely
 from shapely.geometry import shape
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
 
-from app.models import Feature, Layer
-from app.services.core.errors import NotFoundError
+from app.models import Feature, Layer, User
+from app.services.core import audit
+from app.services.core.errors import NotFoundError, ValidationError
 
 LAYER_KINDS = (
     "boundary", "roads", "pois", "buildings", "communities", "subdistricts", "water",
     "addresses",
 )
+KIND_LABELS = {
+    "boundary": "建成区边界",
+    "roads": "道路",
+    "pois": "兴趣点",
+    "buildings": "建筑",
+    "communities": "社区",
+    "subdistricts": "街道/乡镇",
+    "water": "河流水系",
+    "addresses": "门牌地址",
+    "grid": "网格",
+}
 # Columns copied to Feature's own fields; the rest go to props.
 _NAME_COLUMNS = ("name", "street")
 _TYPE_COLUMNS = ("type", "highway", "kind", "building")
@@ -35,7 +50,7 @@ def _clean(value):
 
 
 def store_layer(
-    session, gdf: gpd.GeoDataFrame, *, kind: str, name: str, source: str | None = None,
+    session: Session, gdf: gpd.GeoDataFrame, *, kind: str, name: str, source: str | None = None,
     replace: bool = True, active: bool = True,
     checkpoint: Callable[[], None] | None = None, chunk: int = 2000,
 ) -> Layer:
@@ -88,8 +103,6 @@ def store_layer(
 
 def _poi_points(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Return POIs as points; an area's outline moves to the ``footprint`` column."""
-    import shapely
-
     geoms = gdf.geometry.to_numpy()
     areas = shapely.get_type_id(geoms) == 3
     areas |= shapely.get_type_id(geoms) == 6
@@ -106,7 +119,7 @@ def _poi_points(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf.set_geometry(gpd.GeoSeries(points, index=gdf.index, crs=gdf.crs))
 
 
-def activate_layers(session, layer_ids: Sequence[int]) -> None:
+def activate_layers(session: Session, layer_ids: Sequence[int]) -> None:
     """Make stored layers the active ones of their kinds, all in the caller's transaction."""
     for layer_id in layer_ids:
         layer = session.get(Layer, layer_id)
@@ -117,23 +130,38 @@ def activate_layers(session, layer_ids: Sequence[int]) -> None:
     session.flush()
 
 
-def delete_layers(session, layer_ids: Sequence[int]) -> None:
+def delete_layers(session: Session, layer_ids: Sequence[int]) -> None:
     """Remove stored layers and their features (an import that failed half-way)."""
-    from sqlalchemy import delete
-
     if layer_ids:
         session.execute(delete(Feature).where(Feature.layer_id.in_(list(layer_ids))))
         session.execute(delete(Layer).where(Layer.id.in_(list(layer_ids))))
         session.flush()
 
 
-def active_layer(session, kind: str) -> Layer | None:
+def list_layers(session: Session) -> list[dict]:
+    """Every stored layer with its kind's label and feature count, by kind, newest first."""
+    counts = dict(
+        session.execute(select(Feature.layer_id, func.count()).group_by(Feature.layer_id)).all()
+    )
+    layers = session.execute(select(Layer).order_by(Layer.kind, Layer.id.desc())).scalars()
+    return [
+        {
+            "layer": layer,
+            "label": KIND_LABELS.get(layer.kind, layer.kind),
+            "features": int(counts.get(layer.id, 0)),
+        }
+        for layer in layers
+    ]
+
+
+def active_layer(session: Session, kind: str) -> Layer | None:
+    """Return the active layer of a kind (the newest, should two be active), or None."""
     return session.execute(
         select(Layer).where(Layer.kind == kind, Layer.active.is_(True)).order_by(Layer.id.desc())
     ).scalars().first()
 
 
-def load_layer_gdf(session, kind: str, *, required: bool = False) -> gpd.GeoDataFrame | None:
+def load_layer_gdf(session: Session, kind: str, *, required: bool = False) -> gpd.GeoDataFrame | None:
     """Return the active layer of a kind as a GeoDataFrame (EPSG:4326), or None."""
     layer = active_layer(session, kind)
     if layer is None:
@@ -144,7 +172,8 @@ def load_layer_gdf(session, kind: str, *, required: bool = False) -> gpd.GeoData
     return layer_gdf(session, layer.id)
 
 
-def layer_gdf(session, layer_id: int) -> gpd.GeoDataFrame:
+def layer_gdf(session: Session, layer_id: int) -> gpd.GeoDataFrame:
+    """Return a stored layer's features (their props as columns), EPSG:4326."""
     rows = session.execute(
         select(Feature.props, Feature.geom).where(Feature.layer_id == layer_id)
         .order_by(Feature.id)
@@ -159,6 +188,8 @@ def layer_gdf(session, layer_id: int) -> gpd.GeoDataFrame:
 # The layers an OSM extract fills, in the order they are stored (and reported).
 OSM_KINDS = ("roads", "pois", "buildings", "water", "addresses")
 OSM_SUFFIXES = (".osm", ".osm.gz", ".osm.bz2", ".osm.pbf", ".pbf")
+# The other GIS files gis.layer_io reads (a zip holds a Shapefile).
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".zip", ".kml", ".kmz")
 
 
 def is_osm_file(filename: str) -> bool:
@@ -167,10 +198,10 @@ def is_osm_file(filename: str) -> bool:
 
 
 def import_osm_file(
-    session,
-    path,
+    session: Session,
+    path: str | Path,
     *,
-    user=None,
+    user: User | None = None,
     progress: Callable[[str, float], None] | None = None,
     checkpoint: Callable[[], None] | None = None,
     staged: list[int] | None = None,
@@ -213,13 +244,7 @@ def import_osm_file(
     LayerReadError
         If the file cannot be read.
     """
-    from pathlib import Path
-
-    import geopandas as gpd
-
-    from app.services.core.audit import record
-    from app.services.core.errors import ValidationError
-    from gis.osm import derive_builtup_boundary, read_osm
+    from gis.osm import derive_builtup_boundary, read_osm  # loads osmium: only OSM imports need it
 
     def step(stage: str, fraction: float) -> None:
         if progress is not None:
@@ -235,7 +260,7 @@ def import_osm_file(
     step("推导建成区边界", 0.2)
     outline = derive_builtup_boundary(osm["roads"], osm["buildings"])
     frames: list[tuple[str, gpd.GeoDataFrame, str]] = [
-        (kind, osm[kind], f"{path.name} {OSM_LABELS[kind]}") for kind in OSM_KINDS
+        (kind, osm[kind], f"{path.name} {KIND_LABELS[kind]}") for kind in OSM_KINDS
     ]
     frames.append((
         "boundary",
@@ -263,7 +288,7 @@ def import_osm_file(
     for i, (kind, gdf, name) in enumerate(frames):
         if not len(gdf):
             continue
-        label = OSM_LABELS.get(kind, {"boundary": "建成区边界", "subdistricts": "街道/乡镇"}.get(kind))
+        label = KIND_LABELS[kind]
         step(f"保存{label} ({len(gdf)} 个)", 0.3 + 0.65 * i / len(frames))
         layer = store_layer(session, gdf, kind=kind, name=name, source=source,
                             active=checkpoint is None, checkpoint=checkpoint)
@@ -271,16 +296,8 @@ def import_osm_file(
         stored[kind], layer_ids[kind] = len(gdf), layer.id
     if checkpoint is not None:
         activate_layers(session, list(layer_ids.values()))
-    record(session, user, "import_osm", f"{path.name}: {stored}")
+    audit.record(session, user, "import_osm", f"{path.name}: {stored}")
     session.flush()
     step("完成", 1.0)
     return {"layers": stored, "layer_ids": layer_ids, "warnings": list(osm.warnings)}
 
-
-OSM_LABELS = {
-    "roads": "道路",
-    "pois": "兴趣点",
-    "buildings": "建筑",
-    "water": "河流水系",
-    "addresses": "门牌地址",
-}

@@ -1,13 +1,19 @@
-"""What the density map shows a given user: cells with open counts, problems, base layers."""
+"""What the density map shows a given user: problem filters, cells with open counts, layers.
+
+Plain GeoJSON for the pages' Folium maps; the compressed, cached payloads the browser
+fetches for the county-wide map are built in ``map_layers``.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
-from app.models import OPEN_STATUSES, Cell, Feature, Issue, Unit, User, today_local
+from app.models import OPEN_STATUSES, Category, Cell, Feature, Issue, Unit, User, today_local
 from app.services.core import access
 from app.services.grids.cells import active_grid
 from app.services.grids.layers import active_layer
@@ -27,11 +33,8 @@ class IssueFilters:
     date_to: str | None = None
     extra: dict = field(default_factory=dict)
 
-    def apply(self, stmt):
-        from datetime import datetime
-
-        from app.models import Category
-
+    def apply(self, stmt: Select) -> Select:
+        """Return ``stmt`` (a select over Issue) narrowed by the set filters."""
         if self.status == "open":
             stmt = stmt.where(Issue.status.in_(OPEN_STATUSES))
         elif self.status:
@@ -59,7 +62,8 @@ def _fc(features: list[dict]) -> dict:
     return {"type": "FeatureCollection", "features": features}
 
 
-def layer_fc(session, kind: str, *, props: tuple[str, ...] = ("name",)) -> dict | None:
+def layer_fc(session: Session, kind: str, *, props: tuple[str, ...] = ("name",)) -> dict | None:
+    """The active layer of a kind as GeoJSON (name, type), or None when there is none."""
     layer = active_layer(session, kind)
     if layer is None:
         return None
@@ -70,7 +74,7 @@ def layer_fc(session, kind: str, *, props: tuple[str, ...] = ("name",)) -> dict 
                  "geometry": json.loads(geom)} for name, ftype, geom in rows])
 
 
-def open_counts(session, user: User, grid_id: int, filters: IssueFilters | None = None) -> dict:
+def open_counts(session: Session, user: User, grid_id: int, filters: IssueFilters | None = None) -> dict:
     """Open problems per cell id, counted over what the user may see."""
     stmt = select(Issue.cell_id, func.count()).where(Issue.cell_id.is_not(None))
     filters = filters or IssueFilters()
@@ -80,7 +84,7 @@ def open_counts(session, user: User, grid_id: int, filters: IssueFilters | None 
     return dict(session.execute(stmt).all())
 
 
-def cells_fc(session, user: User, *, filters: IssueFilters | None = None) -> tuple[dict, tuple]:
+def cells_fc(session: Session, user: User, *, filters: IssueFilters | None = None) -> tuple[dict, tuple]:
     """The active grid's visible cells with code, unit and open count; and their bounds."""
     grid = active_grid(session)
     if grid is None:
@@ -102,7 +106,7 @@ def cells_fc(session, user: User, *, filters: IssueFilters | None = None) -> tup
     return _fc(features), (tuple(bounds) if features else None)
 
 
-def visible_bounds(session, user: User) -> tuple | None:
+def visible_bounds(session: Session, user: User) -> tuple | None:
     """Bounds of the cells the user may see (the whole grid for county-wide roles)."""
     grid = active_grid(session)
     if grid is None:
@@ -112,95 +116,3 @@ def visible_bounds(session, user: User) -> tuple | None:
         .where(Cell.grid_id == grid.id), user)
     row = session.execute(stmt).one()
     return tuple(row) if row[0] is not None else None
-
-
-# ---------------------------------------------------------------------- map markers
-
-MAX_POINTS = 20_000
-# Encoded marker features, keyed by the exact row they were encoded from (so a changed
-# status, text or category name is a new key, never a stale feature).
-_FEATURES: dict[tuple, str] = {}
-_FEATURES_MAX = 4 * MAX_POINTS
-_PAYLOADS: dict[tuple, object] = {}
-
-
-def _feature_text(row: tuple) -> str:
-    from app.models import STATUS_LABELS
-
-    issue_id, lon, lat, status, cat, desc, addr = row
-    return (
-        f'{{"type":"Feature","geometry":{{"type":"Point","coordinates":'
-        f"[{json.dumps(round(lon, 6))},{json.dumps(round(lat, 6))}]}},"
-        f'"properties":{{"id":{issue_id},"s":{json.dumps(status, ensure_ascii=False)},'
-        f'"sl":{json.dumps(STATUS_LABELS.get(status, status), ensure_ascii=False)},'
-        f'"c":{json.dumps(cat or "未分类", ensure_ascii=False)},'
-        f'"d":{json.dumps((desc or "")[:60], ensure_ascii=False)},'
-        f'"a":{json.dumps(addr or "", ensure_ascii=False)}}}}}'
-    )
-
-
-def issues_payload(session, user: User, filters: IssueFilters):
-    """Placed problems for the markers layer (open ones unless a status filter is set).
-
-    The same body as ``map_layers.issues_payload`` (the same features, order, limit and
-    ``truncated`` flag), built for a write-heavy load: the whole payload is cached under
-    the newest event id (any change to a problem adds one), and each feature's JSON text
-    is kept per row, so a rebuild after one new report re-encodes one feature, not all.
-    The rows are read through Core (no ORM row objects) and compressed at gzip level 1.
-
-    Parameters
-    ----------
-    session
-        The database session.
-    user
-        The reader (scopes the problems).
-    filters
-        The map's filters.
-
-    Returns
-    -------
-    app.services.grids.map_layers.Payload
-        The gzip-compressed body and its ETag.
-    """
-    import gzip
-    import hashlib
-
-    from app.models import Category, IssueEvent
-    from app.services.grids.map_layers import Payload, scope_key
-
-    version = session.execute(select(func.max(IssueEvent.id))).scalar() or 0
-    # The grid's identity guards against a database rebuilt from scratch (event ids
-    # start again), as the counts cache does.
-    grid = active_grid(session)
-    grid_key = (grid.id, grid.created_at.isoformat()) if grid is not None else None
-    key = (grid_key, scope_key(user), repr(filters), version)
-    cached = _PAYLOADS.get(key)
-    if cached is not None:
-        return cached
-    stmt = (select(Issue.id, Issue.lon, Issue.lat, Issue.status, Category.name,
-                   Issue.description, Issue.address)
-            .outerjoin(Category, Category.id == Issue.category_id)
-            .where(Issue.lon.is_not(None)))
-    if not filters.status:
-        stmt = stmt.where(Issue.status.in_(OPEN_STATUSES))
-    stmt = filters.apply(access.scope_issues(stmt, user)).order_by(Issue.id.desc()).limit(
-        MAX_POINTS)
-    rows = session.connection().execute(stmt).all()
-    if len(_FEATURES) > _FEATURES_MAX:
-        _FEATURES.clear()
-    texts = []
-    for row in rows:
-        row = tuple(row)
-        text = _FEATURES.get(row)
-        if text is None:
-            text = _feature_text(row)
-            _FEATURES[row] = text
-        texts.append(text)
-    truncated = "true" if len(rows) >= MAX_POINTS else "false"
-    raw = ('{"type":"FeatureCollection","features":[' + ",".join(texts)
-           + '],"truncated":' + truncated + "}").encode()
-    payload = Payload(gzip.compress(raw, 1, mtime=0), hashlib.sha1(raw).hexdigest()[:20])
-    if len(_PAYLOADS) > 64:
-        _PAYLOADS.clear()
-    _PAYLOADS[key] = payload
-    return payload

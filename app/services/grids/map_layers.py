@@ -1,10 +1,10 @@
 """Map data for the browser at county scale: compact, gzip-compressed, cached.
 
 Cell geometry never changes within a grid version, so each (grid, scope) payload is built
-once per process and served with an ETag. Open-problem counts change with every problem
-event; they are cached under the newest event id, which any change to a problem bumps,
-so a cached count is never stale and no shared in-process state is needed for
-correctness (every worker reaches the same answer from the database).
+once per process and served with an ETag. Open-problem counts and markers change with
+every problem event; they are cached under the newest event id, which any change to a
+problem bumps, so a cached answer is never stale and no shared in-process state is
+needed for correctness (every worker reaches the same answer from the database).
 """
 
 from __future__ import annotations
@@ -12,16 +12,29 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import threading
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import shapely
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from app.models import OPEN_STATUSES, Cell, GridLayer, Issue, IssueEvent, Unit, User
+from app.models import (
+    OPEN_STATUSES,
+    STATUS_LABELS,
+    Category,
+    Cell,
+    GridLayer,
+    Issue,
+    IssueEvent,
+    Layer,
+    Unit,
+    User,
+)
 from app.services.core import access
+from app.services.core.cache import KeyedCache
+from app.services.grids.cells import active_grid, locator_for
 from app.services.grids.map_data import IssueFilters, open_counts
 
 # Cells are drawn at town scale; 0.5 m simplification and 1e-6° (~0.1 m) rounding are
@@ -42,48 +55,17 @@ class Payload:
         return self.gzipped if accept_gzip else gzip.decompress(self.gzipped)
 
 
-class _LRU:
-    def __init__(self, size: int):
-        self.size = size
-        self.items: OrderedDict = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-                return self.items[key]
-        return None
-
-    def put(self, key, value) -> None:
-        with self.lock:
-            self.items[key] = value
-            self.items.move_to_end(key)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.items.clear()
+_CELLS: KeyedCache[Payload] = KeyedCache("map cells payloads", maxsize=64)
+_COUNTS: KeyedCache[Payload] = KeyedCache("map counts payloads", maxsize=256)
+_PAGES: KeyedCache[object] = KeyedCache("map pages", maxsize=256)
+_MARKERS: KeyedCache[Payload] = KeyedCache("map markers payloads", maxsize=64)
+# Encoded marker features, keyed by the exact row they were encoded from (so a changed
+# status, text or category name is a new key, never a stale feature).
+_FEATURES: KeyedCache[str] = KeyedCache("map marker features", maxsize=4 * MAX_POINTS)
 
 
-_CELLS = _LRU(64)
-_COUNTS = _LRU(256)
-_PAGES = _LRU(256)
-
-
-def clear_caches() -> None:
-    _CELLS.clear()
-    _COUNTS.clear()
-    _PAGES.clear()
-
-
-def warm_caches() -> None:
+def warm_caches(session: Session) -> None:
     """Build the county-wide cells payload and the grid's locator (worker start-up)."""
-    from app.extensions import db
-    from app.services.grids.cells import active_grid, locator_for
-
-    session = db.session
     grid = active_grid(session)
     admin = session.execute(select(User).where(User.role == "admin").limit(1)).scalar()
     if grid is None or admin is None:
@@ -91,18 +73,14 @@ def warm_caches() -> None:
     cells_payload(session, admin, grid)
     locator_for(session, grid.id)
     counts_payload(session, admin, grid, IssueFilters())
-    db.session.remove()
 
 
-def page_key(session, user: User, query: str) -> tuple:
+def page_key(session: Session, user: User, query: str) -> tuple:
     """What the map page's HTML depends on: scope, grid version, base layers, filters.
 
     The page itself carries no counts or problems (those are fetched), so it changes only
     when a grid, an assignment or a base layer does.
     """
-    from app.models import Layer
-    from app.services.grids.cells import active_grid
-
     grid = active_grid(session)
     layers = tuple(session.execute(
         select(Layer.id).where(Layer.active.is_(True)).order_by(Layer.id)).scalars())
@@ -110,7 +88,7 @@ def page_key(session, user: User, query: str) -> tuple:
     return (scope_key(user), grid_key, layers, query)
 
 
-def cached_page(key: tuple, build):
+def cached_page(key: tuple, build: Callable[[], object]) -> object:
     """Return the rendered page parts for a key, building them once per process."""
     parts = _PAGES.get(key)
     if parts is None:
@@ -125,10 +103,11 @@ def _pack(obj) -> Payload:
 
 
 def scope_key(user: User) -> str:
+    """Who sees the same cells and problems: one unit, or the whole county."""
     return f"unit:{user.unit_id}" if access.is_unit_scoped(user) else "all"
 
 
-def cells_payload(session, user: User, grid: GridLayer) -> Payload:
+def cells_payload(session: Session, user: User, grid: GridLayer) -> Payload:
     """The grid's visible cells as compact GeoJSON (properties i=id, c=code, u=unit index)."""
     key = (grid.id, grid.created_at.isoformat(), grid.revision, scope_key(user))
     cached = _CELLS.get(key)
@@ -166,7 +145,7 @@ def cells_payload(session, user: User, grid: GridLayer) -> Payload:
     return payload
 
 
-def counts_payload(session, user: User, grid: GridLayer, filters: IssueFilters) -> Payload:
+def counts_payload(session: Session, user: User, grid: GridLayer, filters: IssueFilters) -> Payload:
     """Open problems per visible cell under the filters, as {"counts": {id: n}, "total": n}."""
     version = session.execute(select(func.max(IssueEvent.id))).scalar() or 0
     key = (grid.id, grid.created_at.isoformat(), scope_key(user), repr(filters), version)
@@ -180,10 +159,51 @@ def counts_payload(session, user: User, grid: GridLayer, filters: IssueFilters) 
     return payload
 
 
-def issues_payload(session, user: User, filters: IssueFilters) -> Payload:
-    """Placed problems for the markers layer (open ones unless a status filter is set)."""
-    from app.models import STATUS_LABELS, Category
+def _feature_text(row: tuple) -> str:
+    issue_id, lon, lat, status, cat, desc, addr = row
+    return (
+        f'{{"type":"Feature","geometry":{{"type":"Point","coordinates":'
+        f"[{json.dumps(round(lon, 6))},{json.dumps(round(lat, 6))}]}},"
+        f'"properties":{{"id":{issue_id},"s":{json.dumps(status, ensure_ascii=False)},'
+        f'"sl":{json.dumps(STATUS_LABELS.get(status, status), ensure_ascii=False)},'
+        f'"c":{json.dumps(cat or "未分类", ensure_ascii=False)},'
+        f'"d":{json.dumps((desc or "")[:60], ensure_ascii=False)},'
+        f'"a":{json.dumps(addr or "", ensure_ascii=False)}}}}}'
+    )
 
+
+def issues_payload(session: Session, user: User, filters: IssueFilters) -> Payload:
+    """Placed problems for the markers layer (open ones unless a status filter is set).
+
+    Built for a write-heavy load: the whole payload is cached under the newest event id
+    (any change to a problem adds one), and each feature's JSON text is kept per row, so
+    a rebuild after one new report re-encodes one feature, not all. The rows are read
+    through Core (no ORM row objects) and compressed at gzip level 1.
+
+    Parameters
+    ----------
+    session
+        The database session.
+    user
+        The reader (scopes the problems).
+    filters
+        The map's filters.
+
+    Returns
+    -------
+    Payload
+        The gzip-compressed body (a FeatureCollection, newest first, at most
+        ``MAX_POINTS`` features, with ``truncated``) and its ETag.
+    """
+    version = session.execute(select(func.max(IssueEvent.id))).scalar() or 0
+    # The grid's identity guards against a database rebuilt from scratch (event ids
+    # start again), as the counts cache does.
+    grid = active_grid(session)
+    grid_key = (grid.id, grid.created_at.isoformat()) if grid is not None else None
+    key = (grid_key, scope_key(user), repr(filters), version)
+    cached = _MARKERS.get(key)
+    if cached is not None:
+        return cached
     stmt = (select(Issue.id, Issue.lon, Issue.lat, Issue.status, Category.name,
                    Issue.description, Issue.address)
             .outerjoin(Category, Category.id == Issue.category_id)
@@ -192,12 +212,16 @@ def issues_payload(session, user: User, filters: IssueFilters) -> Payload:
         stmt = stmt.where(Issue.status.in_(OPEN_STATUSES))
     stmt = filters.apply(access.scope_issues(stmt, user)).order_by(Issue.id.desc()).limit(
         MAX_POINTS)
-    features = [
-        {"type": "Feature", "geometry": {"type": "Point",
-                                         "coordinates": [round(lon, 6), round(lat, 6)]},
-         "properties": {"id": i, "s": status, "sl": STATUS_LABELS.get(status, status),
-                        "c": cat or "未分类", "d": (desc or "")[:60], "a": addr or ""}}
-        for i, lon, lat, status, cat, desc, addr in session.execute(stmt).all()
-    ]
-    return _pack({"type": "FeatureCollection", "features": features,
-                  "truncated": len(features) >= MAX_POINTS})
+    rows = session.connection().execute(stmt).all()
+    texts = []
+    for row in rows:
+        row = tuple(row)
+        text = _FEATURES.get(row)
+        if text is None:
+            text = _FEATURES.put(row, _feature_text(row))
+        texts.append(text)
+    truncated = "true" if len(rows) >= MAX_POINTS else "false"
+    raw = ('{"type":"FeatureCollection","features":[' + ",".join(texts)
+           + '],"truncated":' + truncated + "}").encode()
+    payload = Payload(gzip.compress(raw, 1, mtime=0), hashlib.sha1(raw).hexdigest()[:20])
+    return _MARKERS.put(key, payload)

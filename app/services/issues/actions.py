@@ -3,11 +3,13 @@
 These wrap the one intake service and the one workflow (app.services.issues.intake) with what
 the pages add: photos stored before anything is written (so a bad photo leaves no half
 problem behind), the issue's ``version`` carried by every form (two people acting at once
-cannot both win), and the detail page's context.
+cannot both win), and the detail page's context. Where photos go and how large they may
+be comes from the caller's ``Settings``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -16,7 +18,9 @@ from sqlalchemy import select
 from app.models import STATUS_LABELS, Issue, Photo, Unit, User, today_local
 from app.services.core import access
 from app.services.core.errors import ConflictError, ForbiddenError, ValidationError
+from app.services.core.settings import Settings
 from app.services.core.text import clean_text
+from app.services.grids.map_data import cells_fc, layer_fc
 from app.services.issues import photos
 from app.services.issues.intake import ACTION_LABELS as WORKFLOW_LABELS
 from app.services.issues.intake import (
@@ -30,6 +34,8 @@ from app.services.issues.intake import (
     transition,
 )
 from app.services.tables.workdays import load_calendar
+from gis.errors import GisError
+from gis.exif import read_exif_gps
 
 COORD_SYSTEMS = {
     "wgs84": "WGS-84 (GPS 原始坐标)",
@@ -69,9 +75,11 @@ def _check_version(issue: Issue, expected_version) -> None:
         raise ConflictError(STALE_MESSAGE)
 
 
-def _read_uploads(files) -> list[photos.PhotoUpload]:
+def _read_uploads(files, settings: Settings) -> list[photos.PhotoUpload]:
     uploads = [
-        f if isinstance(f, photos.PhotoUpload) else photos.read_upload(f) for f in files or ()
+        f if isinstance(f, photos.PhotoUpload)
+        else photos.read_upload(f, max_bytes=settings.max_photo_bytes)
+        for f in files or ()
     ]
     if len(uploads) > MAX_PHOTOS:
         msg = f"一次最多上传 {MAX_PHOTOS} 张照片 (收到 {len(uploads)} 张)"
@@ -79,16 +87,20 @@ def _read_uploads(files) -> list[photos.PhotoUpload]:
     return uploads
 
 
-def _store_all(uploads: list[photos.PhotoUpload]) -> list[dict]:
+def _store_all(uploads: list[photos.PhotoUpload], settings: Settings) -> list[dict]:
     """Decode and store every photo first; on any bad one remove those already written."""
     stored: list[dict] = []
     try:
         for upload in uploads:
-            stored.append(photos.store_image(upload))
+            stored.append(photos.store_image(upload, photo_dir=settings.photo_dir))
     except BaseException:
-        photos.remove_files([Photo(path=s["path"]) for s in stored])
+        _remove_stored(stored, settings)
         raise
     return stored
+
+
+def _remove_stored(stored: list[dict], settings: Settings) -> None:
+    photos.remove_files([Photo(path=s["path"]) for s in stored], photo_dir=settings.photo_dir)
 
 
 def _attach(session, issue: Issue, stored: list[dict], *, kind: str, event) -> list[Photo]:
@@ -101,23 +113,23 @@ def _attach(session, issue: Issue, stored: list[dict], *, kind: str, event) -> l
     return rows
 
 
-def report_issue(session, user: User, data: IssueInput, files=(), *, geocoder=None) -> ReportResult:
+def report_issue(session, user: User, data: IssueInput, files=(), *, settings: Settings,
+                 geocoder=None) -> ReportResult:
     """Report a problem from the web form with its "before" photos.
 
     With no point and no address, the first photo whose EXIF carries a GPS fix inside the
-    county places the problem (phone cameras write WGS-84).
+    county places the problem (phone cameras write WGS-84). ``settings`` says where photos
+    are stored and how large one may be.
     """
     access.require(user, "report")
     if (data.coord_system or "wgs84") not in COORD_SYSTEMS:
         msg = f"坐标系 {data.coord_system!r} 无效 (可选: wgs84、gcj02、bd09)"
         raise ValidationError(msg)
-    uploads = _read_uploads(files)
+    uploads = _read_uploads(files, settings)
     warnings: list[str] = []
     by_photo = None
     has_point = data.lon not in (None, "") or data.lat not in (None, "")
     if not has_point and not (data.address or "").strip():
-        from gis.exif import read_exif_gps
-
         for upload in uploads:
             gps = read_exif_gps(upload.data)
             if gps is None:
@@ -132,7 +144,7 @@ def report_issue(session, user: User, data: IssueInput, files=(), *, geocoder=No
             by_photo = upload.filename
             data.lon, data.lat, data.coord_system = gps[0], gps[1], "wgs84"
             break
-    stored = _store_all(uploads)
+    stored = _store_all(uploads, settings)
     try:
         issue = create_issue(session, user, data, geocoder=geocoder)
         if by_photo:
@@ -141,7 +153,7 @@ def report_issue(session, user: User, data: IssueInput, files=(), *, geocoder=No
         event = issue.events[-1] if issue.events else None
         rows = _attach(session, issue, stored, kind="before", event=event)
     except BaseException:
-        photos.remove_files([Photo(path=s["path"]) for s in stored])
+        _remove_stored(stored, settings)
         raise
     if issue.needs_placement:
         warnings.append("未能自动确定位置，已进入待定位队列")
@@ -206,7 +218,7 @@ def submit_issue(session, user: User, issue_id: int, *, measures: str | None = N
 
 
 def add_photos(session, user: User, issue_id: int, kind: str, files, *, expected_version,
-               note: str | None = None) -> tuple[Issue, list[Photo]]:
+               settings: Settings, note: str | None = None) -> tuple[Issue, list[Photo]]:
     """Add 整改前 or 整改后 photos to an open problem outside a workflow step."""
     issue = access.get_issue(session, user, issue_id)
     if not may_add_photos(user):
@@ -219,18 +231,18 @@ def add_photos(session, user: User, issue_id: int, kind: str, files, *, expected
     if not issue.is_open:
         msg = f"问题 {issue_id} 已「{issue.status_label}」，不能再上传照片"
         raise ConflictError(msg)
-    uploads = _read_uploads(files)
+    uploads = _read_uploads(files, settings)
     if not uploads:
         msg = "请选择要上传的照片"
         raise ValidationError(msg)
-    stored = _store_all(uploads)
+    stored = _store_all(uploads, settings)
     try:
         event = add_event(session, issue, user, "photo", issue.status, issue.status,
                           note=note, data={"kind": kind, "count": len(stored)})
         session.flush()
         rows = _attach(session, issue, stored, kind=kind, event=event)
     except BaseException:
-        photos.remove_files([Photo(path=s["path"]) for s in stored])
+        _remove_stored(stored, settings)
         raise
     return issue, rows
 
@@ -242,6 +254,7 @@ def act(
     action: str,
     *,
     expected_version,
+    settings: Settings,
     note: str = "",
     files=(),
     unit_id=None,
@@ -251,13 +264,14 @@ def act(
     """Take one workflow action from a detail-page form, guarded by the issue's version.
 
     ``photo_before``/``photo_after`` add photos of that kind; ``submit`` takes the
-    整改措施 from ``measures`` (the submit form's text box is its ``note``).
+    整改措施 from ``measures`` (the submit form's text box is its ``note``). ``settings``
+    says where photos are stored and how large one may be.
     """
     note = clean_text(note) or None
     access.get_issue(session, user, issue_id)  # an invisible issue is 404 whatever the action
     if action in PHOTO_ACTIONS:
         return add_photos(session, user, issue_id, PHOTO_ACTIONS[action], files,
-                          expected_version=expected_version, note=note)
+                          expected_version=expected_version, settings=settings, note=note)
     if action == "reroute":
         issue = access.get_issue(session, user, issue_id, action="reroute")
         _check_version(issue, expected_version)
@@ -271,7 +285,7 @@ def act(
     permission = TRANSITIONS[action][2]
     issue = access.get_issue(session, user, issue_id, action=permission)
     _check_version(issue, expected_version)
-    uploads = _read_uploads(files) if action == "submit" else []
+    uploads = _read_uploads(files, settings) if action == "submit" else []
     measures_text = None
     if action == "submit":
         if issue.status not in TRANSITIONS["submit"][0]:
@@ -288,7 +302,7 @@ def act(
             msg = f"重复问题编号 {duplicate_of!r} 无效"
             raise ValidationError(msg)
         target = access.get_issue(session, user, int(text))
-    stored = _store_all(uploads)
+    stored = _store_all(uploads, settings)
     try:
         if target is not None:
             note = f"与问题 #{target.id} 重复" + (f"：{note}" if note else "")
@@ -303,7 +317,7 @@ def act(
             session.flush()
         rows = _attach(session, issue, stored, kind="after", event=issue.events[-1])
     except BaseException:
-        photos.remove_files([Photo(path=s["path"]) for s in stored])
+        _remove_stored(stored, settings)
         raise
     return issue, rows
 
@@ -321,8 +335,6 @@ def place(session, user: User, issue_id: int, lon, lat, *, expected_version) -> 
     if lon in (None, "") or lat in (None, ""):
         msg = "请在地图上点选位置或选择一个候选地点"
         raise ValidationError(msg)
-    from gis.errors import GisError
-
     try:
         return place_manually(session, user, issue_id, lon, lat)
     except GisError as exc:
@@ -378,8 +390,6 @@ def issue_detail(session, user: User, issue_id: int, *, today: date | None = Non
         )
     cell_fc = None
     if issue.cell is not None:
-        import json
-
         cell_fc = {
             "type": "Feature",
             "geometry": json.loads(issue.cell.geom),
@@ -410,7 +420,5 @@ def issue_detail(session, user: User, issue_id: int, *, today: date | None = Non
 
 def picker_layers(session, user: User) -> dict:
     """Cells and roads for a point-picking map, with the bounds to open it at."""
-    from app.services.grids.map_data import cells_fc, layer_fc
-
     cells, bounds = cells_fc(session, user)
     return {"cells": cells, "bounds": bounds, "roads": layer_fc(session, "roads")}

@@ -19,6 +19,7 @@ from sqlalchemy.orm import selectinload
 from app.models import Category, Issue, IssueEvent, User
 from app.services.core import access
 from app.services.core.errors import NotFoundError, ValidationError
+from app.services.core.params import parse_typed_id
 from app.services.issues.intake import add_event
 from app.services.tables.workdays import WorkCalendar, load_calendar
 
@@ -57,17 +58,6 @@ def _default_deadline(session, issue: Issue) -> bool:
     return bool(event and (event.data or {}).get("category", {}).get("deadline_default"))
 
 
-def _ids(values: Iterable[object]) -> list[int]:
-    ids: list[int] = []
-    for value in values:
-        text = str(value).strip()
-        if not text.isdigit() or len(text) > 12:
-            msg = f"问题编号 {text!r} 无效"
-            raise ValidationError(msg)
-        ids.append(int(text))
-    return sorted(set(ids))
-
-
 def classify_issues(session, user: User, issue_ids: Iterable[object], category_code: object, *,
                     calendar: WorkCalendar | None = None) -> dict:
     """Give the ticked 待分类 problems one category.
@@ -93,7 +83,7 @@ def classify_issues(session, user: User, issue_ids: Iterable[object], category_c
         and ``category`` (the Category).
     """
     access.require(user, PERMISSION)
-    ids = _ids(issue_ids)
+    ids = sorted({parse_typed_id(value, what="问题") for value in issue_ids or ()})
     if not ids:
         msg = "请先勾选要分类的问题"
         raise ValidationError(msg)

@@ -11,22 +11,37 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, null, select
 
-from app.models import OPEN_STATUSES, SOURCES, Category, Issue, IssueEvent, Unit, User, now_local
+from app.models import (
+    OPEN_STATUSES,
+    SOURCES,
+    Category,
+    Cell,
+    Issue,
+    IssueEvent,
+    IssueUnit,
+    Unit,
+    User,
+    now_local,
+)
 from app.services.core import access
+from app.services.core.cache import KeyedCache
 from app.services.core.errors import ConflictError, ServiceError, ValidationError
 from app.services.core.text import clean_text
 from app.services.grids.cells import active_grid, locate_cell
-from app.services.tables.categories import (
+from app.services.grids.geocoding import geocoder_for
+from app.services.tables.category_match import (
     CategoryMatcher,
     category_event_data,
     pending_deadline_days,
     session_matcher,
 )
+from app.services.tables.unit_names import UnitMatcher
 from app.services.tables.unit_routing import choose_routing
 from app.services.tables.workdays import WorkCalendar, load_calendar
 from gis.crs import parse_coordinate, to_wgs84
+from gis.errors import GisError
 
 # action: (allowed from statuses, to status, permission)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
@@ -155,8 +170,6 @@ def validate_input(session, data: IssueInput, *, where: str = "",
         msg = f"{prefix}经度和纬度 必须同时填写"
         raise ValidationError(msg)
     if has_lon:
-        from gis.errors import GisError
-
         try:
             lon = parse_coordinate(data.lon, field=f"{prefix}经度", low=73.0, high=136.0)
             lat = parse_coordinate(data.lat, field=f"{prefix}纬度", low=3.0, high=54.0)
@@ -176,15 +189,11 @@ def validate_input(session, data: IssueInput, *, where: str = "",
     }
 
 
-_BOUNDS: dict[tuple, tuple] = {}
+_BOUNDS: KeyedCache[tuple] = KeyedCache("grid extent", maxsize=16)
 
 
 def _grid_bounds(session, grid) -> tuple:
     """The grid's cell extent, read once per grid version (every report checks it)."""
-    from sqlalchemy import func
-
-    from app.models import Cell
-
     key = (grid.id, grid.created_at.isoformat() if grid.created_at else "", grid.revision)
     bounds = _BOUNDS.get(key)
     if bounds is None:
@@ -194,9 +203,7 @@ def _grid_bounds(session, grid) -> tuple:
         ).one())
         if bounds[0] is None:
             return bounds  # no cells yet: ask again next time
-        if len(_BOUNDS) > 16:
-            _BOUNDS.clear()
-        _BOUNDS[key] = bounds
+        _BOUNDS.put(key, bounds)
     return bounds
 
 
@@ -308,8 +315,6 @@ def create_issue(
 
 
 def place_by_address(session, issue: Issue, *, geocoder=None) -> None:
-    from app.services.grids.geocoding import geocoder_for
-
     geocoder = geocoder or geocoder_for(session)
     if geocoder is None:
         issue.geocode_method, issue.geocode_confidence = "none", 0.0
@@ -333,12 +338,6 @@ def route_issue(
     an intake door already resolved. An admin's re-route (unit_source manual) is kept.
     See ``app.services.tables.unit_routing`` for the rule and the conflict it records.
     """
-    from sqlalchemy import null
-
-    from app.models import IssueUnit
-    from app.services.core.text import clean_text
-    from app.services.tables.unit_names import UnitMatcher
-
     cell = locate_cell(session, issue.lon, issue.lat) if issue.lon is not None else None
     issue.cell = cell
     issue.cell_id = cell.id if cell else None

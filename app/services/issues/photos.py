@@ -5,6 +5,8 @@ the office, so it is kept in ``Photo.exif`` (private), while the copy the site s
 re-encoded from the pixels alone: no EXIF, no trailing bytes, nothing a polyglot file
 could smuggle through. Files are named by random hex under ``PHOTO_DIR/yyyy/mm/`` and
 written to a temporary file first, so an interrupted upload leaves nothing behind.
+The caller says where (``Settings.photo_dir``) and how large a photo may be
+(``Settings.max_photo_bytes``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import current_app
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from app.models import Issue, Photo, User, now_local
 from app.services.core import access
 from app.services.core.errors import NotFoundError, ValidationError
+from app.services.core.settings import Settings
+from gis.exif import read_exif_gps
 
 # Pillow warns above this many pixels and refuses at twice it; we refuse at once (a
 # 40 MP phone photo is already generous, a 400 MP 1-bit PNG is a memory bomb).
@@ -79,9 +82,17 @@ class PhotoUpload:
     data: bytes
 
 
-def read_upload(file_storage, *, max_bytes: int | None = None) -> PhotoUpload:
-    """Read a werkzeug FileStorage up to the size limit; refuse a larger file by name."""
-    limit = int(max_bytes or current_app.config["MAX_PHOTO_BYTES"])
+def read_upload(file_storage, *, max_bytes: int) -> PhotoUpload:
+    """Read a werkzeug FileStorage up to the size limit; refuse a larger file by name.
+
+    Parameters
+    ----------
+    file_storage
+        The uploaded file (anything with ``filename`` and a readable ``stream``).
+    max_bytes
+        The largest photo accepted (``Settings.max_photo_bytes``).
+    """
+    limit = int(max_bytes)
     name = os.path.basename(file_storage.filename or "") or "照片"
     data = file_storage.stream.read(limit + 1)
     if len(data) > limit:
@@ -158,8 +169,6 @@ def _json_value(value):
 
 def extract_exif(exif: Image.Exif, data: bytes) -> dict:
     """The original EXIF worth keeping as evidence: camera, time and GPS."""
-    from gis.exif import read_exif_gps
-
     out: dict = {}
     for tag, value in exif.items():
         name = ExifTags.TAGS.get(tag)
@@ -189,10 +198,6 @@ def extract_exif(exif: Image.Exif, data: bytes) -> dict:
     if gps is not None:
         out["gps"] = {"lon": gps[0], "lat": gps[1], "crs": "wgs84"}
     return out
-
-
-def photo_root() -> Path:
-    return Path(current_app.config["PHOTO_DIR"])
 
 
 def thumb_path(path: str) -> str:
@@ -228,13 +233,21 @@ def _clean_copy(image: Image.Image, fmt: str) -> Image.Image:
     return clean
 
 
-def store_image(upload: PhotoUpload) -> dict:
-    """Decode, strip and store one image with its thumbnail; return the Photo fields."""
+def store_image(upload: PhotoUpload, *, photo_dir: Path) -> dict:
+    """Decode, strip and store one image with its thumbnail; return the Photo fields.
+
+    Parameters
+    ----------
+    upload
+        The file as read.
+    photo_dir
+        Where photos are stored (``Settings.photo_dir``).
+    """
     image, fmt, exif = _decode(upload)
     ext, out_fmt = FORMATS[fmt]
     now = now_local()
     rel = f"{now:%Y}/{now:%m}/{secrets.token_hex(16)}.{ext}"
-    root = photo_root()
+    root = Path(photo_dir)
     clean = _clean_copy(image, out_fmt)
     options = {"quality": 88, "optimize": True} if out_fmt == "JPEG" else {}
     if out_fmt == "WEBP":
@@ -260,26 +273,45 @@ def store_image(upload: PhotoUpload) -> dict:
     }
 
 
-def remove_files(photos: list[Photo]) -> None:
-    """Delete stored files of photos whose transaction did not commit."""
-    root = photo_root()
+def remove_files(photos: list[Photo], *, photo_dir: Path) -> None:
+    """Delete stored files (under ``photo_dir``) of photos whose transaction did not commit."""
+    root = Path(photo_dir)
     for photo in photos:
         for rel in (photo.path, thumb_path(photo.path)):
             (root / rel).unlink(missing_ok=True)
 
 
-def save_photo(session, user: User, issue: Issue, file_storage, *, kind: str, event=None) -> Photo:
+def save_photo(session, user: User, issue: Issue, file_storage, *, kind: str,
+               settings: Settings, event=None) -> Photo:
     """Verify, strip and store one uploaded photo of an issue the user may see.
 
     Raises ValidationError naming the file when it is too large, not a real image, a
     disguised/polyglot file or a pixel flood; nothing is left on disk in that case.
+
+    Parameters
+    ----------
+    session
+        The database session (flushed, not committed).
+    user
+        Who uploads; the issue must be visible to them.
+    issue
+        The problem the photo belongs to.
+    file_storage
+        The upload (a werkzeug FileStorage, or a ``PhotoUpload`` already read).
+    kind
+        "before" or "after".
+    settings
+        Where photos are stored and how large one may be.
+    event
+        The IssueEvent the photo belongs to, if any.
     """
     if kind not in PHOTO_KINDS:
         msg = f"照片类型 {kind!r} 无效 (可选: before、after)"
         raise ValidationError(msg)
     issue = access.get_issue(session, user, issue.id)
-    upload = file_storage if isinstance(file_storage, PhotoUpload) else read_upload(file_storage)
-    fields = store_image(upload)
+    upload = (file_storage if isinstance(file_storage, PhotoUpload)
+              else read_upload(file_storage, max_bytes=settings.max_photo_bytes))
+    fields = store_image(upload, photo_dir=settings.photo_dir)
     photo = Photo(
         issue=issue, kind=kind, event_id=event.id if event is not None else None, **fields
     )
@@ -287,19 +319,20 @@ def save_photo(session, user: User, issue: Issue, file_storage, *, kind: str, ev
     try:
         session.flush()
     except BaseException:
-        remove_files([photo])
+        remove_files([photo], photo_dir=settings.photo_dir)
         raise
     return photo
 
 
-def photo_file(session, user: User, issue_id: int, photo_id: int, *, thumb: bool = False) -> Path:
-    """The served (stripped) file of a photo, after the issue's access check."""
+def photo_file(session, user: User, issue_id: int, photo_id: int, *, photo_dir: Path,
+               thumb: bool = False) -> Path:
+    """The served (stripped) file of a photo under ``photo_dir``, after the issue's access check."""
     issue = access.get_issue(session, user, issue_id)
     photo = session.get(Photo, photo_id)
     if photo is None or photo.issue_id != issue.id:
         msg = f"照片 {photo_id} 不存在"
         raise NotFoundError(msg)
-    path = photo_root() / (thumb_path(photo.path) if thumb else photo.path)
+    path = Path(photo_dir) / (thumb_path(photo.path) if thumb else photo.path)
     if not path.is_file():
         msg = f"照片 {photo_id} 的文件已丢失"
         raise NotFoundError(msg)

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from openpyxl import Workbook
+from openpyxl.styles import Font, PatternFill
+from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -26,7 +29,9 @@ from app.models import (
     today_local,
 )
 from app.services.core import access, params
+from app.services.core.audit import record
 from app.services.core.errors import ValidationError
+from app.services.core.xlsx import write_row
 from app.services.grids.map_data import IssueFilters
 
 PER_PAGE = 50
@@ -184,12 +189,6 @@ def _category_names(issue: Issue, by_code: dict[str, Category]) -> tuple[str, st
 def export_issues_xlsx(session, user: User, filters: IssueFilters) -> bytes:
     """The filtered rows the user may see, as an .xlsx workbook."""
     access.require(user, "export")
-    from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
-    from openpyxl.utils import get_column_letter
-
-    from app.services.core.xlsx import write_row
-
     stmt = _filtered(user, filters)
     total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
     if total > MAX_EXPORT_ROWS:
@@ -204,8 +203,6 @@ def export_issues_xlsx(session, user: User, filters: IssueFilters) -> bytes:
         .scalars()
         .all()
     )
-    from app.services.core.audit import record
-
     # Exports leave the system: who took which rows is kept in the audit log.
     record(session, user, "export_issues", f"{len(rows)} 条, 筛选 {filters!r}"[:500])
     by_code = {c.code: c for c in session.execute(select(Category)).scalars()}

@@ -16,6 +16,9 @@ their row commits, so every photo a snapshot names is already complete on disk.
 
 Restore goes into an EMPTY database (schema only, or nothing at all) unless forced, then
 verifies the restored counts and every photo's sha256 against the manifest.
+
+The caller passes the session, the photo and backup directories (``Settings``) and, for
+PostgreSQL, the environment pg_dump/pg_restore run in (the command's own).
 """
 
 from __future__ import annotations
@@ -28,16 +31,16 @@ import sqlite3
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
-from app.extensions import db
-from app.models import now_local
+from app.models import Issue, now_local
 from app.services.core.errors import ValidationError
+from app.services.issues.photos import thumb_path
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -77,7 +80,8 @@ def _sha256(path: Path) -> str:
 
 def _tables() -> list[str]:
     """The application's tables in dependency order (parents first)."""
-    return [t.name for t in db.metadata.sorted_tables if t.name not in SKIP_TABLES]
+    # Every model shares one metadata (the models' declarative base).
+    return [t.name for t in Issue.metadata.sorted_tables if t.name not in SKIP_TABLES]
 
 
 def _count_rows(conn: Connection) -> dict[str, int]:
@@ -101,12 +105,6 @@ def _revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def _thumb(rel: str) -> str:
-    from app.services.issues.photos import thumb_path
-
-    return thumb_path(rel)
-
-
 def _safe_rel(rel: str) -> str:
     """A stored photo path must stay inside the photo directory (no ``..``, no root)."""
     parts = Path(rel).parts
@@ -116,10 +114,14 @@ def _safe_rel(rel: str) -> str:
     return rel
 
 
-def _pg_env(engine: Engine) -> dict[str, str]:
-    """libpq environment for pg_dump/pg_restore (the password never shows in ``ps``)."""
+def _pg_env(engine: Engine, base: Mapping[str, str] | None) -> dict[str, str]:
+    """libpq environment for pg_dump/pg_restore (the password never shows in ``ps``).
+
+    ``base`` is the environment the tools run in (the caller's); the connection's PG*
+    variables, from the engine URL, are set over it.
+    """
     url = engine.url
-    env = dict(os.environ)
+    env = dict(base or {})
     for key, value in (
         ("PGHOST", url.host),
         ("PGPORT", str(url.port) if url.port else None),
@@ -177,8 +179,6 @@ def _snapshot_sqlite(engine: Engine, work: Path) -> tuple[dict, list[str], str |
     finally:
         dst.close()
         src.close()
-    from sqlalchemy import create_engine
-
     copy = create_engine(f"sqlite:///{target}")
     try:
         with copy.connect() as conn:
@@ -187,7 +187,8 @@ def _snapshot_sqlite(engine: Engine, work: Path) -> tuple[dict, list[str], str |
         copy.dispose()
 
 
-def _snapshot_postgres(engine: Engine, work: Path) -> tuple[dict, list[str], str | None]:
+def _snapshot_postgres(engine: Engine, work: Path,
+                       env: Mapping[str, str] | None) -> tuple[dict, list[str], str | None]:
     pg_dump = _pg_tool("pg_dump")
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         conn.begin()
@@ -206,7 +207,7 @@ def _snapshot_postgres(engine: Engine, work: Path) -> tuple[dict, list[str], str
                 "-f",
                 str(work / PG_FILE),
             ],
-            _pg_env(engine),
+            _pg_env(engine, env),
             "pg_dump 导出数据库",
         )
         conn.rollback()
@@ -219,12 +220,28 @@ def create_backup(
     out_dir: Path,
     photo_dir: Path,
     archive: bool = True,
+    env: Mapping[str, str] | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> BackupResult:
     """Write a consistent snapshot of the database and its photos under ``out_dir``.
 
     Returns the backup's path (``.tar.gz`` when ``archive``, else a directory) and its
     manifest. Nothing is left behind when any step fails.
+
+    Parameters
+    ----------
+    session
+        The database session (committed first, to release its locks).
+    out_dir
+        Where backups go (``Settings.backup_dir`` by default).
+    photo_dir
+        Where the photos are stored (``Settings.photo_dir``).
+    archive
+        Pack the backup as ``.tar.gz`` (else leave a directory).
+    env
+        PostgreSQL only: the environment pg_dump runs in (the command passes its own).
+    log
+        Called with each progress line.
     """
     engine = session.get_bind()
     dialect = engine.dialect.name
@@ -250,7 +267,7 @@ def create_backup(
             counts, paths, revision = _snapshot_sqlite(engine, staging)
             db_file = SQLITE_FILE
         else:
-            counts, paths, revision = _snapshot_postgres(engine, staging)
+            counts, paths, revision = _snapshot_postgres(engine, staging, env)
             db_file = PG_FILE
         log(
             f"数据库快照完成: {counts.get('issue', 0)} 条问题, "
@@ -259,7 +276,7 @@ def create_backup(
         files: dict[str, str] = {}
         missing: list[str] = []
         for rel in paths:
-            for item in (_safe_rel(rel), _thumb(rel)):
+            for item in (_safe_rel(rel), thumb_path(rel)):
                 source = Path(photo_dir) / item
                 if not source.is_file():
                     if item == rel:
@@ -389,7 +406,7 @@ def _restore_sqlite(engine: Engine, source: Path) -> None:
         src.close()
 
 
-def _restore_postgres(engine: Engine, source: Path) -> None:
+def _restore_postgres(engine: Engine, source: Path, env: Mapping[str, str] | None) -> None:
     pg_restore = _pg_tool("pg_restore")
     engine.dispose()
     # --clean drops what an init-db (or --force) left; --single-transaction makes a
@@ -407,7 +424,7 @@ def _restore_postgres(engine: Engine, source: Path) -> None:
             engine.url.database,
             str(source),
         ],
-        _pg_env(engine),
+        _pg_env(engine, env),
         "pg_restore 恢复数据库",
     )
 
@@ -418,12 +435,14 @@ def restore_backup(
     *,
     photo_dir: Path,
     force: bool = False,
+    env: Mapping[str, str] | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> RestoreResult:
     """Restore a backup into an empty database and the photo directory, then verify it.
 
     Refuses a database that holds rows unless ``force``; refuses a backup whose files
-    do not match their manifest (nothing is touched then).
+    do not match their manifest (nothing is touched then). ``env`` is, for PostgreSQL,
+    the environment pg_restore runs in (the command passes its own).
     """
     engine = session.get_bind()
     session.rollback()
@@ -452,7 +471,7 @@ def restore_backup(
         if dialect == "sqlite":
             _restore_sqlite(engine, db_file)
         else:
-            _restore_postgres(engine, db_file)
+            _restore_postgres(engine, db_file, env)
         photo_dir = Path(photo_dir)
         try:
             for rel in manifest.get("photo_files", {}):
@@ -493,17 +512,12 @@ def verify_restore(engine: Engine, manifest: dict, *, photo_dir: Path) -> Restor
     return RestoreResult(counts=counts, photos=found, problems=problems)
 
 
-def default_backup_dir(instance_dir: str | Path) -> Path:
-    return Path(os.environ.get("BACKUP_DIR") or Path(instance_dir) / "backups")
-
-
 __all__ = [
     "BackupError",
     "BackupResult",
     "RestoreResult",
     "create_backup",
     "database_rows",
-    "default_backup_dir",
     "restore_backup",
     "verify_restore",
 ]

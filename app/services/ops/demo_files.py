@@ -1,8 +1,10 @@
 """Write the synthetic demo county seat (layers/demo) from gis.demo_town.
 
 Run ``python -m app.services.ops.demo_files layers/demo`` from the project root to regenerate
-the committed files; it also rewrites ``layers/categories.csv`` and the workbook truth
-fixture ``tests/fixtures/demo_workbook_truth.csv``. This module does not import Flask.
+the committed files; it also rewrites the workbook truth fixture
+``tests/fixtures/demo_workbook_truth.csv``. The generator reads the category table from
+``layers/categories.csv`` (it lives only there). The problem workbook's header is the
+importer's (``app.services.imports.rows.WORKBOOK_HEADER``). This module does not import Flask.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Font
 from shapely.geometry import mapping
 
-from gis.demo_town import WORKBOOK_HEADERS, DemoTown, generate_demo_town
+from app.services.imports.rows import WORKBOOK_HEADER
+from gis.demo_town.town import DemoTown, generate_demo_town
 
 WORKBOOK_NAME = "州级交叉检查反馈问题清单.xlsx"
 UNIT_COLUMNS = ("name", "kind", "contact", "phone", "communities", "functional_categories")
-CATEGORY_COLUMNS = ("code", "name", "level", "parent", "deadline_days", "points", "functional_unit")
 TRUTH_COLUMNS = ("seq", "lon", "lat", "category_code", "address_form", "address")
+TRUTH_NAME = "demo_workbook_truth.csv"
 # A fixed timestamp keeps the workbook's document properties identical between runs.
 _FIXED_TIME = dt.datetime(2026, 11, 12, 9, 0, 0)
 
@@ -61,16 +64,18 @@ def _write_workbook(path: Path, town: DemoTown) -> None:
     wb = Workbook()
     ws = wb.active
     ws.title = "问题清单"
-    ncols = len(WORKBOOK_HEADERS)
+    ncols = len(WORKBOOK_HEADER)
     ws.cell(row=1, column=1, value=town.workbook_title)
     ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=ncols)
     ws.cell(row=1, column=1).font = Font(bold=True, size=16)
     ws.cell(row=1, column=1).alignment = Alignment(horizontal="center")
-    for col, header in enumerate(WORKBOOK_HEADERS, start=1):
+    for col, header in enumerate(WORKBOOK_HEADER, start=1):
         ws.cell(row=2, column=col, value=header).font = Font(bold=True)
     for r, row in enumerate(town.workbook_rows, start=3):
-        for col, header in enumerate(WORKBOOK_HEADERS, start=1):
-            value = row.get(header)
+        if len(row) != ncols:
+            msg = f"演示清单第 {r} 行有 {len(row)} 列, 表头有 {ncols} 列"
+            raise ValueError(msg)
+        for col, value in enumerate(row, start=1):
             cell = ws.cell(row=r, column=col, value=value if value != "" else None)
             if isinstance(value, dt.datetime):
                 cell.number_format = "yyyy-mm-dd"
@@ -97,8 +102,11 @@ def write_demo_files(
         Folder for the layers, units, history, county and workbook files.
     county_code : str
         Six-digit county code (default fictitious ``532599``).
-    categories_path, truth_path : Path, optional
-        Where to also write the category table and the workbook truth CSV.
+    categories_path : Path, optional
+        The category table the town is built from (read, not written); defaults to
+        ``layers/categories.csv``.
+    truth_path : Path, optional
+        Where to also write the workbook truth CSV.
 
     Returns
     -------
@@ -107,7 +115,7 @@ def write_demo_files(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    town = generate_demo_town(county_code=county_code)
+    town = generate_demo_town(county_code=county_code, categories_path=categories_path)
     written: dict[str, int] = {}
     layers = {
         "boundary.geojson": town.boundary,
@@ -133,11 +141,6 @@ def write_demo_files(
     written["county.json"] = 1
     _write_workbook(out_dir / WORKBOOK_NAME, town)
     written[WORKBOOK_NAME] = len(town.workbook_rows)
-    if categories_path is not None:
-        Path(categories_path).write_text(
-            _csv_text(town.categories, CATEGORY_COLUMNS), encoding="utf-8"
-        )
-        written[Path(categories_path).name] = len(town.categories)
     if truth_path is not None:
         Path(truth_path).write_text(_csv_text(town.truth, TRUTH_COLUMNS), encoding="utf-8")
         written[Path(truth_path).name] = len(town.truth)
@@ -145,15 +148,18 @@ def write_demo_files(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Regenerate layers/demo (and the category table and truth fixture beside it)."""
+    """Regenerate layers/demo and the workbook truth fixture from layers/categories.csv.
+
+    The truth goes to ``tests/fixtures/`` of the repository holding ``out_dir``'s parent,
+    or into ``out_dir`` itself when there is none (a scratch folder).
+    """
     args = sys.argv[1:] if argv is None else argv
     out_dir = Path(args[0] if args else "layers/demo")
-    root = out_dir.resolve().parent.parent
+    fixtures = out_dir.resolve().parent.parent / "tests" / "fixtures"
     written = write_demo_files(
         out_dir,
         county_code=args[1] if len(args) > 1 else "532599",
-        categories_path=out_dir.parent / "categories.csv",
-        truth_path=root / "tests" / "fixtures" / "demo_workbook_truth.csv",
+        truth_path=(fixtures if fixtures.is_dir() else out_dir) / TRUTH_NAME,
     )
     for name, count in written.items():
         print(f"{name}\t{count}")

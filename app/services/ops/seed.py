@@ -12,11 +12,14 @@ from sqlalchemy import select
 
 from app.models import Issue, Setting, Unit, User, now_local
 from app.services.core.passwords import hash_password
-from app.services.grids.cells import activate_grid, store_grid
+from app.services.grids.cells import activate_grid, hold_unassigned, store_grid
 from app.services.grids.layers import store_layer
+from app.services.imports.sheet import import_demo_workbook
 from app.services.issues.intake import IssueInput, category_by_code, create_issue, transition
 from app.services.tables.standard import load_standard_tables
 from app.services.tables.workdays import load_calendar
+from gis.coding import code_grid
+from gis.grid import build_block_grid
 
 SEED_KEY = "demo_seeded"
 DEMO_PASSWORD = "demo1234"
@@ -81,10 +84,6 @@ def assign_demo_cells(cells: gpd.GeoDataFrame, units: dict[str, Unit], path: Pat
 
 def build_demo_grid(session, demo_dir: Path, layers: dict, units: dict, county_code: str):
     """Build, code and activate the demo grid; every cell answers to a unit."""
-    from app.services.grids.cells import hold_unassigned
-    from gis.coding import code_grid
-    from gis.grid import build_block_grid
-
     water = layers.get("water")
     if water is not None and "kind" in water.columns:
         water = water[water["kind"] != "centerline"]
@@ -187,8 +186,6 @@ def seed_demo(session, demo_dir: Path, *, county_code: str, log=print) -> dict:
     log(f"历史问题已载入: {n_history} 条")
     workbook = demo_dir / "州级交叉检查反馈问题清单.xlsx"
     if workbook.exists():
-        from app.services.imports.importer import import_demo_workbook
-
         summary = import_demo_workbook(session, workbook)
         log(f"州级交叉检查反馈问题清单已导入: {summary.summary()}")
     # The demo's evaluation calendar: the prefecture re-check next month, the province's

@@ -1,1 +1,1 @@
-"""Field patrols: stops, route planning, records and the printable PDF."""
+"""Field patrols: choosing stops, planning the route, stored records and the printable PDF."""

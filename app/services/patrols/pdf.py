@@ -15,18 +15,20 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import shutil
 import subprocess
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from shapely.geometry import LineString, MultiLineString
 
 from app.models import Patrol, User, today_local
+from app.services.core.cache import KeyedCache
 from app.services.core.errors import ServiceError
 from app.services.core.text import clean_text
+from app.services.issues.photos import thumb_path
+from app.services.patrols.plan import roads_gdf
+from app.services.patrols.records import get_patrol, stop_rows
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +47,8 @@ MODE_LABELS = {"walk": "步行", "drive": "驾车"}
 ROUTE_RED = "#d32f2f"
 ROAD_GREY = "#c8c8c8"
 
-# (candidates, fontconfig) -> the registered font name for that search.
-_FONTS: dict[tuple, str] = {}
-_FONT_LOCK = threading.Lock()
+# (candidates, fontconfig, configured font) -> the registered font name for that search.
+FONTS: KeyedCache[str] = KeyedCache("registered CJK fonts", maxsize=8)
 
 
 class FontNotFoundError(ServiceError):
@@ -81,11 +82,9 @@ def _fontconfig_files() -> list[str]:
 
 
 def find_cjk_font(
-    candidates: tuple = FONT_CANDIDATES, *, fontconfig: bool = True
+    candidates: tuple = FONT_CANDIDATES, *, fontconfig: bool = True, configured: str | None = None
 ) -> tuple[str, int]:
     """Return (path, subfont index) of a CJK TrueType font reportlab can embed.
-
-    ``SANIGRID_CJK_FONT`` (a path, optionally ``path#index``) overrides the search.
 
     Parameters
     ----------
@@ -93,18 +92,19 @@ def find_cjk_font(
         (path, subfont index) pairs tried first, in order.
     fontconfig
         Also try what ``fc-list :lang=zh`` lists.
+    configured
+        ``Settings.cjk_font`` (a path, optionally ``path#index``): overrides the search.
 
     Raises
     ------
     FontNotFoundError
         With the package to install when no usable font exists.
     """
-    override = os.environ.get("SANIGRID_CJK_FONT")
-    if override:
-        path, _, index = override.partition("#")
+    if configured:
+        path, _, index = configured.partition("#")
         if Path(path).is_file() and _loadable(path, int(index or 0)):
             return path, int(index or 0)
-        msg = f"环境变量 SANIGRID_CJK_FONT 指定的字体无法使用: {override}"
+        msg = f"配置 CJK_FONT (环境变量 SANIGRID_CJK_FONT) 指定的字体无法使用: {configured}"
         raise FontNotFoundError(msg)
     for path, index in candidates:
         if Path(path).is_file() and _loadable(path, index):
@@ -119,12 +119,14 @@ def find_cjk_font(
     raise FontNotFoundError(msg)
 
 
-def register_cjk_font(candidates: tuple = FONT_CANDIDATES, *, fontconfig: bool = True) -> str:
+def register_cjk_font(
+    candidates: tuple = FONT_CANDIDATES, *, fontconfig: bool = True, configured: str | None = None
+) -> str:
     """Register a CJK font with reportlab (once per search) and return its name.
 
     Parameters
     ----------
-    candidates, fontconfig
+    candidates, fontconfig, configured
         Where to look for an embeddable TrueType font (see ``find_cjk_font``).
 
     Returns
@@ -133,25 +135,24 @@ def register_cjk_font(candidates: tuple = FONT_CANDIDATES, *, fontconfig: bool =
         The TrueType font's registered name, or ``CID_FONT_NAME`` when no TrueType CJK
         font can be found: the sheet prints either way.
     """
-    key = (tuple(candidates), fontconfig, os.environ.get("SANIGRID_CJK_FONT"))
-    with _FONT_LOCK:
-        if key not in _FONTS:
-            from reportlab.pdfbase import pdfmetrics
-            from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-            from reportlab.pdfbase.ttfonts import TTFont
 
-            try:
-                path, index = find_cjk_font(candidates, fontconfig=fontconfig)
-            except FontNotFoundError as exc:
-                log.warning("%s; using the built-in CID font %s", exc, CID_FONT_NAME)
-                pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT_NAME))
-                _FONTS[key] = CID_FONT_NAME
-            else:
-                # One registered name per file, so two searches never clash.
-                name = f"{FONT_NAME}-{abs(hash((path, index))):x}"
-                pdfmetrics.registerFont(TTFont(name, path, subfontIndex=index))
-                _FONTS[key] = name
-    return _FONTS[key]
+    def register() -> str:
+        from reportlab.pdfbase import pdfmetrics
+        from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+        from reportlab.pdfbase.ttfonts import TTFont
+
+        try:
+            path, index = find_cjk_font(candidates, fontconfig=fontconfig, configured=configured)
+        except FontNotFoundError as exc:
+            log.warning("%s; using the built-in CID font %s", exc, CID_FONT_NAME)
+            pdfmetrics.registerFont(UnicodeCIDFont(CID_FONT_NAME))
+            return CID_FONT_NAME
+        # One registered name per file, so two searches never clash.
+        name = f"{FONT_NAME}-{abs(hash((path, index))):x}"
+        pdfmetrics.registerFont(TTFont(name, path, subfontIndex=index))
+        return name
+
+    return FONTS.get_or_build((tuple(candidates), fontconfig, configured), register)
 
 
 def _text(value: object) -> str:
@@ -331,6 +332,7 @@ def patrol_pdf(
     patrol_id: int,
     *,
     photo_root: Path | None = None,
+    cjk_font: str | None = None,
     font_candidates: tuple = FONT_CANDIDATES,
     fontconfig: bool = True,
 ) -> bytes:
@@ -345,7 +347,9 @@ def patrol_pdf(
     patrol_id
         The patrol.
     photo_root
-        Where photos are stored (the configured folder by default).
+        Where photos are stored (``Settings.photo_dir``); without it no thumbnails.
+    cjk_font
+        ``Settings.cjk_font``: the font file to use ahead of any search.
     font_candidates, fontconfig
         Where to look for a TrueType CJK font (see ``register_cjk_font``); with none found
         the sheet uses the built-in CID font.
@@ -363,19 +367,13 @@ def patrol_pdf(
         TableStyle,
     )
 
-    from app.services.patrols import patrols as service
-
-    patrol = service.get_patrol(session, user, patrol_id)
-    rows = service.stop_rows(session, user, patrol)
+    patrol = get_patrol(session, user, patrol_id)
+    rows = stop_rows(session, user, patrol)
     try:
-        roads = service.roads_gdf(session)
+        roads = roads_gdf(session)
     except ServiceError:
         roads = None
-    font = register_cjk_font(font_candidates, fontconfig=fontconfig)
-    if photo_root is None:
-        from app.services.issues.photos import photo_root as configured_root
-
-        photo_root = configured_root()
+    font = register_cjk_font(font_candidates, fontconfig=fontconfig, configured=cjk_font)
 
     base = ParagraphStyle("base", fontName=font, fontSize=8, leading=10.5, wordWrap="CJK")
     small = ParagraphStyle("small", parent=base, fontSize=7.2, leading=9.4)
@@ -419,10 +417,8 @@ def patrol_pdf(
     data = [[Paragraph(h, head) for h in header]]
     for row in rows:
         photo = ""
-        if row["photo"] is not None:
-            from app.services.issues.photos import thumb_path
-
-            path = photo_root / thumb_path(row["photo"].path)
+        if row["photo"] is not None and photo_root is not None:
+            path = Path(photo_root) / thumb_path(row["photo"].path)
             if path.is_file():
                 photo = Image(str(path), width=16 * mm, height=12 * mm, kind="proportional")
         summary = clean_text(row["summary"])

@@ -31,7 +31,8 @@ from app.models import (
     today_local,
 )
 from app.services.core import access, params
-from app.services.core.errors import ForbiddenError, ValidationError
+from app.services.core.errors import FieldError, ForbiddenError, ValidationError
+from app.services.core.settings import Settings
 from app.services.grids.cells import active_grid
 from app.services.issues import actions as issue_actions
 from app.services.issues.intake import (
@@ -41,11 +42,12 @@ from app.services.issues.intake import (
     place_manually,
     transition,
 )
+from app.services.issues.photos import photo_file
 from app.services.protocols import serializers
-from app.services.tables.categories import find_category
+from app.services.tables.category_match import match_category
+from gis.crs import parse_coordinate, to_wgs84
+from gis.errors import GisError
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
 COORD_SYSTEMS = ("wgs84", "gcj02", "bd09")
 # Field names in the intake service's Chinese messages → the JSON field they concern.
 FIELD_WORDS = (
@@ -57,18 +59,14 @@ FIELD_WORDS = (
     ("纬度", "lat"),
     ("坐标", "lon"),
 )
-# A FieldError names the offending field, so clients can highlight it; it is the one
-# parameter error of app/services/core/params.py (the name is kept for the API's callers).
-FieldError = params.ParamError
-_bad = params.bad
 
 
-# ---- parameter parsing: app/services/core/params.py, the one set for the whole site -----------
+# ---- paging (the parsers are app/services/core/params.py, the one set for the site) ----
 
 
 def parse_paging(args: Mapping) -> tuple[int, int]:
     """``limit`` (default 50, at most 500) and ``offset`` (default 0)."""
-    limit = params.parse_limit(args.get("limit"), default=DEFAULT_LIMIT, high=MAX_LIMIT)
+    limit = params.parse_limit(args.get("limit"))
     offset = params.parse_offset(args.get("offset"))
     return limit, offset
 
@@ -90,7 +88,7 @@ def _resolve_unit(session, user: User, raw: str, name: str = "unit") -> int | No
     """A unit filter by id or name; None means "matches nothing the user may see"."""
     text = str(raw).strip()
     if len(text) > 200:
-        raise _bad(name, raw, "没有这个责任单位")
+        raise params.bad(name, raw, "没有这个责任单位")
     stmt = select(Unit.id)
     if text.isascii() and text.isdigit():
         stmt = stmt.where(Unit.id == params.parse_id(text, name=name))
@@ -101,7 +99,7 @@ def _resolve_unit(session, user: User, raw: str, name: str = "unit") -> int | No
         # A unit head learns nothing about other units: their filters just match nothing.
         return unit_id if unit_id == user.unit_id else None
     if unit_id is None:
-        raise _bad(name, raw, "没有这个责任单位")
+        raise params.bad(name, raw, "没有这个责任单位")
     return unit_id
 
 
@@ -118,25 +116,25 @@ def issue_query(session, user: User, args: Mapping) -> Select:
         elif status in STATUSES:
             stmt = stmt.where(Issue.status == status)
         else:
-            raise _bad("status", status, f"可选 open, {', '.join(STATUSES)}")
+            raise params.bad("status", status, f"可选 open, {', '.join(STATUSES)}")
     if args.get("unit"):
         unit_id = _resolve_unit(session, user, args["unit"])
         stmt = stmt.where(Issue.unit_id == unit_id) if unit_id else stmt.where(false())
     code = args.get("category")
     if code:
         if session.execute(select(Category.id).where(Category.code == code)).scalar() is None:
-            raise _bad("category", code, "没有这个类别编码")
+            raise params.bad("category", code, "没有这个类别编码")
         sub = select(Category.id).where((Category.code == code) | (Category.parent_code == code))
         stmt = stmt.where(Issue.category_id.in_(sub))
     source = args.get("source")
     if source:
         if source not in SOURCES:
-            raise _bad("source", source, f"可选 {'、'.join(SOURCES)}")
+            raise params.bad("source", source, f"可选 {'、'.join(SOURCES)}")
         stmt = stmt.where(Issue.source == source)
     cell_code = args.get("cell")
     if cell_code:
         if not (str(cell_code).isdigit() and len(str(cell_code)) == 15):
-            raise _bad("cell", cell_code, "网格编码应为 15 位数字")
+            raise params.bad("cell", cell_code, "网格编码应为 15 位数字")
         stmt = stmt.where(Issue.cell_id.in_(select(Cell.id).where(Cell.code == cell_code)))
     bbox = params.parse_bbox(args.get("bbox"))
     if bbox:
@@ -246,7 +244,7 @@ def issue_input_from_json(session, body: Any) -> IssueInput:
         raise FieldError(msg)
     description = _text(body, "description", required=True)
     code = _text(body, "category", max_len=60)
-    if code and find_category(session, code) is None:
+    if code and match_category(session, code).pending:
         msg = f"字段 category 无法识别: {code!r} (应为类别编码, 如 0302)"
         raise FieldError(msg, "category")
     address = _text(body, "address", max_len=255)
@@ -339,15 +337,16 @@ def act_on_issue(session, user: User, issue_id: int, body: Any) -> dict:
     return _issue_dict(session, user, issue)
 
 
-def add_issue_photos(session, user: User, issue_id: int, form: Mapping, files) -> tuple[dict, list]:
+def add_issue_photos(session, user: User, issue_id: int, form: Mapping, files, *,
+                     settings: Settings) -> tuple[dict, list]:
     """Add 整改前 (``kind=before``) or 整改后 (``after``) photos from a multipart upload;
     return the issue's JSON and the new photo rows (whose files the caller removes if its
-    commit fails)."""
+    commit fails). ``settings`` says where photos go and how large one may be."""
     kind = (form.get("kind") or "").strip()
     # The access check comes first inside add_photos; the version is checked after it.
     issue, rows = issue_actions.add_photos(
         session, user, issue_id, kind, files, expected_version=form.get("version"),
-        note=_text(form, "note"))
+        settings=settings, note=_text(form, "note"))
     session.flush()
     return _issue_dict(session, user, issue), rows
 
@@ -367,9 +366,6 @@ def place_issue(session, user: User, issue_id: int, body: Any) -> dict:
     if coord_system not in COORD_SYSTEMS:
         msg = f"字段 coord_system 无效: {coord_system!r} (可选 {', '.join(COORD_SYSTEMS)})"
         raise FieldError(msg, "coord_system")
-    from gis.crs import parse_coordinate, to_wgs84
-    from gis.errors import GisError
-
     try:
         lon = parse_coordinate(lon, field="lon (经度)", low=73.0, high=136.0)
         lat = parse_coordinate(lat, field="lat (纬度)", low=3.0, high=54.0)
@@ -383,11 +379,9 @@ def place_issue(session, user: User, issue_id: int, body: Any) -> dict:
     return _issue_dict(session, user, issue)
 
 
-def photo_path(session, user: User, issue_id: int, photo_id: int) -> Path:
-    """The served (EXIF-stripped) file of a photo of an issue the user may read."""
-    from app.services.issues.photos import photo_file
-
-    return photo_file(session, user, issue_id, photo_id)
+def photo_path(session, user: User, issue_id: int, photo_id: int, *, photo_dir: Path) -> Path:
+    """The served (EXIF-stripped) file, under ``photo_dir``, of a photo of an issue the user may read."""
+    return photo_file(session, user, issue_id, photo_id, photo_dir=photo_dir)
 
 
 # ---- cells, units, patrols, reports ----------------------------------------------------
@@ -422,7 +416,7 @@ def cell_query(session, user: User, args: Mapping) -> Select:
     if code:
         code = str(code)
         if not (code.isdigit() and 1 <= len(code) <= 15):
-            raise _bad("code", code, "网格编码应为最多 15 位数字")
+            raise params.bad("code", code, "网格编码应为最多 15 位数字")
         # A shorter code is a prefix: county, sub-district or community.
         stmt = (
             stmt.where(Cell.code == code)
@@ -437,7 +431,7 @@ def list_cells(session, user: User, args: Mapping) -> dict:
     access.require(user, "read")
     fmt = args.get("format") or "json"
     if fmt not in ("json", "geojson"):
-        raise _bad("format", fmt, "可选 json, geojson")
+        raise params.bad("format", fmt, "可选 json, geojson")
     stmt = cell_query(session, user, args).options(selectinload(Cell.unit)).order_by(Cell.code)
     rows, total, limit, offset = _page(session, stmt, args)
     counts = _open_counts(session, user, [c.id for c in rows])

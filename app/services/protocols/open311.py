@@ -22,8 +22,6 @@ MAX_REQUESTS = 1000
 OPEN311_SOURCE = "群众投诉/12345"
 
 
-_bad = params.bad
-
 
 def _split(value: str | None) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
@@ -109,7 +107,7 @@ def list_requests(session, user: User, args: Mapping, *, base_url: str = "") -> 
             )
             unknown = [c for c in codes if c not in known]
             if unknown:
-                raise _bad("service_code", ",".join(unknown), "没有这个类别编码")
+                raise params.bad("service_code", ",".join(unknown), "没有这个类别编码")
             sub = select(Category.id).where(
                 Category.code.in_(codes) | Category.parent_code.in_(codes)
             )
@@ -122,11 +120,11 @@ def list_requests(session, user: User, args: Mapping, *, base_url: str = "") -> 
             end = params.parse_datetime(args["end_date"], name="end_date")
             stmt = stmt.where(Issue.found_at <= end)
         if start and end and start > end:
-            raise _bad("end_date", args["end_date"], "早于 start_date")
+            raise params.bad("end_date", args["end_date"], "早于 start_date")
         statuses = _split(args.get("status"))
         bad = [s for s in statuses if s not in ("open", "closed")]
         if bad:
-            raise _bad("status", args.get("status"), "可选 open, closed")
+            raise params.bad("status", args.get("status"), "可选 open, closed")
         if set(statuses) == {"open"}:
             stmt = stmt.where(Issue.status.in_(OPEN_STATUSES))
         elif set(statuses) == {"closed"}:
@@ -157,7 +155,7 @@ def create_request(session, user: User, form: Mapping) -> list[dict]:
         msg = "参数 service_code 不能为空"
         raise ValidationError(msg)
     if session.execute(select(Category.id).where(Category.code == code)).scalar() is None:
-        raise _bad("service_code", code, "没有这个类别编码, 见 services.json")
+        raise params.bad("service_code", code, "没有这个类别编码, 见 services.json")
     description = _form_text(form, "description", max_len=2000)
     if not description:
         msg = "参数 description 不能为空"
@@ -172,7 +170,7 @@ def create_request(session, user: User, form: Mapping) -> list[dict]:
         raise ValidationError(msg)
     media_url = _form_text(form, "media_url", max_len=500)
     if media_url and not media_url.startswith(("http://", "https://")):
-        raise _bad("media_url", media_url, "应为 http(s) 网址")
+        raise params.bad("media_url", media_url, "应为 http(s) 网址")
     contact = " ".join(
         filter(
             None,

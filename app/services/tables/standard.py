@@ -12,7 +12,7 @@ from pathlib import Path
 
 from app.models import Setting
 from app.services.core.errors import ValidationError
-from app.services.tables import categories
+from app.services.tables import categories, category_match
 from app.services.tables.workdays import seed_calendar
 
 CATEGORY_FILE = "categories.csv"
@@ -25,7 +25,7 @@ def default_settings() -> dict[str, dict]:
     Services that read a setting with a default in code (the assessment formula, say) need
     no row; this holds the ones an office is expected to see and edit from day one.
     """
-    return {categories.PENDING_DAYS_KEY: {"days": categories.DEFAULT_PENDING_DAYS}}
+    return {category_match.PENDING_DAYS_KEY: {"days": category_match.DEFAULT_PENDING_DAYS}}
 
 
 def load_default_settings(session) -> int:

@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from app.models import Setting, Unit, UnitAlias, User
-from app.services.core.errors import ConflictError, NotFoundError, ValidationError
+from app.services.core import access
+from app.services.core.audit import record
+from app.services.core.errors import ConflictError, NotFoundError, TableRowsError, ValidationError
 from app.services.core.params import is_id, parse_id, shown
+from app.services.core.tabular import read_named_columns
 from app.services.core.text import clean_text
 
 # Separators between several units in one cell; whitespace is tried last (a name may
@@ -233,30 +236,15 @@ def match_units(session, text: object) -> UnitMatch:
 # ---------------------------------------------------------------------- the alias table
 
 
-class UnitAliasTableError(ValidationError):
-    """An uploaded alias table with wrong rows; ``errors`` names each one."""
-
-    def __init__(self, message: str, errors: list[str]) -> None:
-        super().__init__(message)
-        self.errors = errors
-
-
 ALIAS_COLUMNS = {
     "alias": {"别名", "简称", "清单写法", "alias"},
     "unit": {"责任单位", "单位", "单位名称", "标准名称", "unit"},
 }
 
 
-def _admin(user: User | None) -> None:
-    from app.services.core import access
-
-    if user is not None:
-        access.require(user, "manage_users")
-
-
 def list_unit_aliases(session, user: User | None) -> list[dict]:
     """Every alias with its unit, sorted by unit then alias."""
-    _admin(user)
+    access.require_table_admin(user)
     rows = session.execute(
         select(UnitAlias, Unit).join(Unit, UnitAlias.unit_id == Unit.id)
         .order_by(Unit.name, UnitAlias.alias)
@@ -312,9 +300,7 @@ def save_unit_alias(
     alias_id: object = None, ip: str | None = None,
 ) -> UnitAlias:
     """Add an alias, or change one (``alias_id``); refuse a name another unit already has."""
-    from app.services.core.audit import record
-
-    _admin(user)
+    access.require_table_admin(user)
     alias = _check_alias(alias)
     unit = _unit_named(session, unit_name)
     row = None
@@ -342,9 +328,7 @@ def delete_unit_alias(
     session, user: User | None, alias_id: object, *, ip: str | None = None
 ) -> str:
     """Remove one alias; return its text."""
-    from app.services.core.audit import record
-
-    _admin(user)
+    access.require_table_admin(user)
     row = _alias_row(session, alias_id)
     alias = row.alias
     session.delete(row)
@@ -361,13 +345,10 @@ def import_unit_aliases(
 
     Raises
     ------
-    UnitAliasTableError
+    TableRowsError
         Naming every wrong row ("第 3 行: 责任单位 '县环卫局' 不存在").
     """
-    from app.services.core.audit import record
-    from app.services.imports.importer import read_named_columns
-
-    _admin(user)
+    access.require_table_admin(user)
     rows = read_named_columns(
         data, filename, ALIAS_COLUMNS, required={"alias", "unit"}, label="别名、责任单位"
     )
@@ -396,8 +377,7 @@ def import_unit_aliases(
             continue
         pairs[alias] = (item["row"], unit)
     if errors:
-        msg = f"{filename}: {len(errors)} 行有错误，未导入任何别名；{errors[0]}"
-        raise UnitAliasTableError(msg, errors)
+        raise TableRowsError("单位别名表", errors, outcome="未导入任何别名")
     if not pairs:
         msg = f"{filename}: 表中没有别名"
         raise ValidationError(msg)

@@ -12,11 +12,15 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from chinese_calendar import constants
+from sqlalchemy import func, select
 
-from app.models import CalendarYear, Setting, User, WorkdayOverride, today_local
-from app.services.core.access import require
-from app.services.core.errors import NotFoundError, ValidationError
+from app.models import CalendarYear, IssueEvent, Setting, User, WorkdayOverride, today_local
+from app.services.core.access import require_table_admin
+from app.services.core.audit import record
+from app.services.core.cache import KeyedCache
+from app.services.core.errors import NotFoundError, TableRowsError, ValidationError
+from app.services.core.tabular import parse_date, read_named_columns
 
 HOLIDAY_NAMES = {
     "New Year's Day": "元旦",
@@ -70,8 +74,6 @@ class WorkCalendar:
 
 def seed_calendar(session) -> int:
     """Copy chinese-calendar's table into the database (idempotent); return years added."""
-    from chinese_calendar import constants
-
     have = {row.year for row in session.execute(select(CalendarYear)).scalars()}
     existing = set(session.execute(select(WorkdayOverride.day)).scalars())
     years: set[int] = set()
@@ -92,7 +94,8 @@ def seed_calendar(session) -> int:
     return len(added)
 
 
-_CACHE: dict[tuple, tuple[dict, frozenset]] = {}
+# The stored table, keyed by its fingerprint (size, newest day, version): one per process.
+_CACHE: KeyedCache[tuple[dict, frozenset]] = KeyedCache("working-day calendar")
 VERSION_KEY = "calendar_version"
 
 
@@ -112,8 +115,6 @@ def load_calendar(session) -> WorkCalendar:
     a report's cost. Every write bumps a version (``_bump``), so the cached copy is
     never stale in any worker.
     """
-    from sqlalchemy import func
-
     # One round trip: the table's size and newest day, and the version setting.
     count, newest, version = session.execute(
         select(func.count(WorkdayOverride.day), func.max(WorkdayOverride.day),
@@ -122,14 +123,13 @@ def load_calendar(session) -> WorkCalendar:
     fingerprint = (count, newest, (version or {}).get("n") if isinstance(version, dict) else 0)
     cached = _CACHE.get(fingerprint)
     if cached is None:
+        # Read outside the lock: the next request with this fingerprint finds it stored.
         overrides = {
             row.day: row.is_workday
             for row in session.execute(select(WorkdayOverride)).scalars()
         }
         years = frozenset(row.year for row in session.execute(select(CalendarYear)).scalars())
-        cached = (overrides, years)
-        _CACHE.clear()
-        _CACHE[fingerprint] = cached
+        cached = _CACHE.put(fingerprint, (overrides, years))
     overrides, years = cached
     # A fresh calendar per caller: its warnings are per request.
     return WorkCalendar(overrides=overrides, known_years=set(years))
@@ -174,17 +174,6 @@ HOLIDAY_COLUMNS = {
 }
 
 
-class HolidayTableError(ValidationError):
-    """A holiday table with row errors; ``errors`` lists every one (row-numbered)."""
-
-    def __init__(self, errors: list[str]):
-        self.errors = errors
-        shown = "；".join(errors[:5])
-        if len(errors) > 5:
-            shown += f"；另有 {len(errors) - 5} 处错误"
-        super().__init__(f"节假日表有 {len(errors)} 处错误，未导入: {shown}")
-
-
 def missing_year_message(year: int) -> str:
     return f"{year} 年节假日安排尚未录入，截止日期按周末计算"
 
@@ -202,16 +191,8 @@ def parse_year(value) -> int:
     return year
 
 
-def _admin(user: User | None) -> None:
-    # None is the command line, run by whoever holds the server.
-    if user is not None:
-        require(user, "manage_users")
-
-
 def read_holiday_table(data: bytes, filename: str) -> list[dict]:
     """Parse a holiday table (.xlsx/.xls/.csv) into rows of text with their row numbers."""
-    from app.services.imports.importer import read_named_columns
-
     rows = read_named_columns(data, filename, HOLIDAY_COLUMNS, required={"date", "type"},
                               label="日期、类型、名称")
     return [{"row": r["row"], "date": r["date"], "type": r["type"], "name": r.get("name", "")}
@@ -220,8 +201,6 @@ def read_holiday_table(data: bytes, filename: str) -> list[dict]:
 
 def check_holiday_rows(rows: list[dict], year: int) -> tuple[list[dict], list[str]]:
     """Validate every row for one year; return the rows with ``day``/``is_workday``/``errors``."""
-    from app.services.imports.importer import parse_date
-
     if not rows:
         return [], ["文件中没有数据行"]
     if len(rows) > MAX_ROWS:
@@ -275,7 +254,7 @@ def _year_rows(session, year: int) -> list[WorkdayOverride]:
 def preview_holiday_file(session, user: User | None, data: bytes, filename: str,
                          year) -> dict:
     """Read and check an uploaded table for one year; nothing is written."""
-    _admin(user)
+    require_table_admin(user)
     year = parse_year(year)
     rows, errors = check_holiday_rows(read_holiday_table(data, filename), year)
     known = session.get(CalendarYear, year)
@@ -294,13 +273,11 @@ def preview_holiday_file(session, user: User | None, data: bytes, filename: str,
 def import_holiday_rows(session, user: User | None, year, rows: list[dict], *,
                         ip: str | None = None) -> dict:
     """Replace one year's table with checked rows (all or nothing); return the counts."""
-    from app.services.core.audit import record
-
-    _admin(user)
+    require_table_admin(user)
     year = parse_year(year)
     checked, errors = check_holiday_rows(rows, year)
     if errors:
-        raise HolidayTableError(errors)
+        raise TableRowsError("节假日表", errors)
     set_year(session, year, [(r["day"], r["is_workday"], r["name"]) for r in checked])
     holidays = sum(1 for r in checked if not r["is_workday"])
     workdays = len(checked) - holidays
@@ -318,8 +295,6 @@ def import_holiday_file(session, user: User | None, data: bytes, filename: str, 
 
 def fallback_issue_ids(session, year: int) -> list[int]:
     """Problems whose deadline was computed while ``year`` had no table (weekends only)."""
-    from app.models import IssueEvent
-
     marker = f"{year} 年"
     ids = []
     for issue_id, data in session.execute(
@@ -333,7 +308,7 @@ def fallback_issue_ids(session, year: int) -> list[int]:
 
 def calendar_overview(session, user: User | None, *, today: date | None = None) -> dict:
     """Known years with their counts, and warnings for this year and next if missing."""
-    _admin(user)
+    require_table_admin(user)
     today = today or today_local()
     known = {row.year: row.source for row in session.execute(select(CalendarYear)).scalars()}
     counts: dict[int, list[int]] = {}
@@ -362,7 +337,7 @@ def calendar_overview(session, user: User | None, *, today: date | None = None) 
 
 def year_days(session, user: User | None, year) -> dict:
     """One year's holidays and make-up workdays, in date order."""
-    _admin(user)
+    require_table_admin(user)
     try:
         year = parse_year(year)
     except ValidationError:

@@ -10,17 +10,11 @@ import pytest
 from openpyxl import load_workbook
 
 from app.models import Assessment, AuditLog, Setting
-from app.services.assessment import assessment, readiness
+from app.services.assessment import appeals, publish, readiness, rules, scoring
 from app.services.core.errors import ConflictError, ForbiddenError, ValidationError
 from app.services.issues.intake import reroute, transition
-from tests.app._assessment_helpers import (
-    EXPECTED,
-    MONTH,
-    PREV,
-    build_month,
-    expected_score,
-)
-from tests.conftest import login
+from tests.app.assessment._month import EXPECTED, MONTH, PREV, build_month, expected_score
+from tests.factories import BASE_LAT, BASE_LON, STEP, west_point
 
 # One red place and one black place, so the small town's lists are easy to reason about.
 SMALL_LISTS = {
@@ -56,7 +50,7 @@ def _expected_ranking(formula: dict) -> list[tuple[str, float]]:
 
 
 def test_month_figures_match_the_hand_count(world, session):
-    data = assessment.compute_month(session, MONTH)
+    data = scoring.compute_month(session, MONTH)
     rows = _rows(data)
     assert set(rows) == set(EXPECTED)
     for name, figures in EXPECTED.items():
@@ -65,7 +59,7 @@ def test_month_figures_match_the_hand_count(world, session):
             if key == "points":
                 continue
             assert row[key] == pytest.approx(value, abs=1e-4), (name, key)
-        deductions, score = expected_score(figures, assessment.DEFAULT_FORMULA)
+        deductions, score = expected_score(figures, rules.DEFAULT_FORMULA)
         assert row["deductions"] == pytest.approx(deductions)
         assert row["score"] == pytest.approx(score)
     # West: 5 points + 2 overdue + 1 rework + 2 recurrence + 10 × 0.75 = 17.5.
@@ -75,8 +69,8 @@ def test_month_figures_match_the_hand_count(world, session):
 
 
 def test_ranking_lists_and_movement(world, session):
-    data = assessment.compute_month(session, MONTH)
-    expected = _expected_ranking(assessment.DEFAULT_FORMULA)
+    data = scoring.compute_month(session, MONTH)
+    expected = _expected_ranking(rules.DEFAULT_FORMULA)
     assert [(r["unit"], r["score"]) for r in data["ranking"]] == expected
     assert [r["rank"] for r in data["ranking"]] == [1, 2, 3]
     # North scored 100 but handled nothing, so the red list goes to East.
@@ -85,7 +79,7 @@ def test_ranking_lists_and_movement(world, session):
     rows = _rows(data)
     # August: East 100 and North 100 tie (名称 decides: 东 before 北), West 99 (W0 found).
     assert [
-        (r["unit"], r["score"]) for r in assessment.compute_month(session, PREV)["ranking"]
+        (r["unit"], r["score"]) for r in scoring.compute_month(session, PREV)["ranking"]
     ] == [("东区单位", 100.0), ("北区单位", 100.0), ("西区单位", 99.0)]
     assert rows["北区单位"]["movement"] == 1
     assert rows["东区单位"]["movement"] == -1
@@ -95,10 +89,10 @@ def test_ranking_lists_and_movement(world, session):
 
 def test_formula_setting_changes_scores(world, session):
     admin = world["town"]["users"]["admin"]
-    formula = dict(assessment.DEFAULT_FORMULA, overdue_points=5, on_time_weight=0)
-    assessment.save_formula(session, admin, formula)
+    formula = dict(rules.DEFAULT_FORMULA, overdue_points=5, on_time_weight=0)
+    rules.save_formula(session, admin, formula)
     session.commit()
-    rows = _rows(assessment.compute_month(session, MONTH))
+    rows = _rows(scoring.compute_month(session, MONTH))
     assert rows["西区单位"]["score"] == pytest.approx(
         expected_score(EXPECTED["西区单位"], formula)[1]
     )
@@ -108,13 +102,13 @@ def test_formula_setting_changes_scores(world, session):
 def test_formula_setting_is_validated_and_admin_only(world, session):
     users = world["town"]["users"]
     with pytest.raises(ValidationError, match="每个超期未销号问题扣分"):
-        assessment.save_formula(session, users["admin"], {"overdue_points": "abc"})
+        rules.save_formula(session, users["admin"], {"overdue_points": "abc"})
     with pytest.raises(ValidationError, match="最低分"):
-        assessment.save_formula(session, users["admin"], {"floor": 100})
+        rules.save_formula(session, users["admin"], {"floor": 100})
     with pytest.raises(ForbiddenError):
-        assessment.save_formula(session, users["leader"], {})
+        rules.save_formula(session, users["leader"], {})
     with pytest.raises(ValidationError, match="红榜名额"):
-        assessment.save_lists_rule(session, users["admin"], {"red_top": "1.5"})
+        rules.save_lists_rule(session, users["admin"], {"red_top": "1.5"})
     session.rollback()
     assert session.get(Setting, "assessment_formula") is None
 
@@ -124,8 +118,8 @@ def test_black_list_two_months_running_means_interview(world, session):
     rule = dict(SMALL_LISTS, black_max_score=100)
     session.get(Setting, "assessment_lists").value = rule
     session.commit()
-    assert assessment.compute_month(session, PREV)["black_list"] == ["西区单位"]
-    data = assessment.compute_month(session, MONTH)
+    assert scoring.compute_month(session, PREV)["black_list"] == ["西区单位"]
+    data = scoring.compute_month(session, MONTH)
     rows = _rows(data)
     assert data["black_list"] == ["西区单位"]
     assert rows["西区单位"]["interview"] is True
@@ -139,39 +133,39 @@ def test_ties_are_broken_by_name_deterministically(session, factory):
     factory.unit("南区单位")
     factory.unit("北区单位")
     session.commit()
-    names = [r["unit"] for r in assessment.compute_month(session, MONTH)["ranking"]]
+    names = [r["unit"] for r in scoring.compute_month(session, MONTH)["ranking"]]
     assert names == sorted(names)
-    assert all(r["score"] == 100 for r in assessment.compute_month(session, MONTH)["ranking"])
+    assert all(r["score"] == 100 for r in scoring.compute_month(session, MONTH)["ranking"])
 
 
 def test_subdistrict_and_community_scopes(world, session):
-    sub = assessment.compute_month(session, MONTH, "subdistrict")
+    sub = scoring.compute_month(session, MONTH, "subdistrict")
     assert len(sub["ranking"]) == 1  # the factory grid is one sub-district, one community
     row = sub["ranking"][0]
     assert row["received"] == 6 and row["overdue_open"] == 1 and row["recurrences"] == 1
-    com = assessment.compute_month(session, MONTH, "community")
+    com = scoring.compute_month(session, MONTH, "community")
     assert com["ranking"][0]["received"] == 6
     with pytest.raises(ValidationError, match="考核范围"):
-        assessment.compute_month(session, MONTH, "county")
+        scoring.compute_month(session, MONTH, "county")
 
 
 @pytest.mark.parametrize("bad", ["2026-13", "2026-9", "26-09", "九月", "", "2026-00"])
 def test_bad_months_are_refused(world, session, bad):
     with pytest.raises(ValidationError, match="YYYY-MM"):
-        assessment.compute_month(session, bad)
+        scoring.compute_month(session, bad)
 
 
 def test_future_month_is_refused(world, session):
     with pytest.raises(ValidationError, match="尚未开始"):
-        assessment.compute_month(session, "2099-01")
+        scoring.compute_month(session, "2099-01")
 
 
 def test_published_month_is_frozen(world, session):
     users = world["town"]["users"]
     ids = world["ids"]
-    assessment.publish_all(session, users["admin"], MONTH)
+    publish.publish_all(session, users["admin"], MONTH)
     session.commit()
-    before = assessment.get_report(session, users["leader"], MONTH)
+    before = publish.get_report(session, users["leader"], MONTH)
     assert before["published"] is True
     # Edits after publishing: close the overdue recurrence, move West's problem to East,
     # reopen an on-time close (clears closed_at).
@@ -180,9 +174,9 @@ def test_published_month_is_frozen(world, session):
     reroute(session, users["admin"], ids["W2"], world["town"]["east"].id, reason="划分调整")
     transition(session, users["inspector"], ids["W1"], "reopen", note="复查发现反弹")
     session.commit()
-    live = _rows(assessment.compute_month(session, MONTH))
+    live = _rows(scoring.compute_month(session, MONTH))
     assert live["西区单位"]["received"] == 3  # the live figures did move...
-    after = assessment.get_report(session, users["leader"], MONTH)
+    after = publish.get_report(session, users["leader"], MONTH)
     for key in ("ranking", "red_list", "black_list", "category_deductions"):
         assert after[key] == before[key]  # ...the published month did not
     assert _rows(after)["西区单位"]["received"] == 4
@@ -191,18 +185,18 @@ def test_published_month_is_frozen(world, session):
 
 def test_publishing_twice_is_refused_unless_admin_republishes_with_reason(world, session):
     users = world["town"]["users"]
-    assessment.publish_month(session, users["admin"], MONTH)
+    publish.publish_month(session, users["admin"], MONTH)
     session.commit()
     with pytest.raises(ConflictError, match="不能重复发布"):
-        assessment.publish_month(session, users["admin"], MONTH)
+        publish.publish_month(session, users["admin"], MONTH)
     with pytest.raises(ForbiddenError):
-        assessment.publish_month(session, users["inspector"], MONTH, reason="我想改")
+        publish.publish_month(session, users["inspector"], MONTH, reason="我想改")
     session.rollback()
     first = session.query(Assessment).one().data
-    assessment.save_formula(
-        session, users["admin"], dict(assessment.DEFAULT_FORMULA, on_time_weight=0)
+    rules.save_formula(
+        session, users["admin"], dict(rules.DEFAULT_FORMULA, on_time_weight=0)
     )
-    assessment.publish_month(session, users["admin"], MONTH, reason="计分办法更正")
+    publish.publish_month(session, users["admin"], MONTH, reason="计分办法更正")
     session.commit()
     snap = session.query(Assessment).one()
     assert snap.data["republish_reason"] == "计分办法更正"
@@ -214,40 +208,40 @@ def test_publishing_twice_is_refused_unless_admin_republishes_with_reason(world,
 
 def test_unit_head_cannot_publish(world, session):
     with pytest.raises(ForbiddenError):
-        assessment.publish_month(session, world["town"]["users"]["west"], MONTH)
+        publish.publish_month(session, world["town"]["users"]["west"], MONTH)
 
 
 def test_appeals(world, session):
     users = world["town"]["users"]
     with pytest.raises(ConflictError, match="尚未发布"):
-        assessment.attach_appeal(session, users["west"], MONTH, "W0 为上月问题")
-    assessment.publish_month(session, users["admin"], MONTH)
+        appeals.attach_appeal(session, users["west"], MONTH, "W0 为上月问题")
+    publish.publish_month(session, users["admin"], MONTH)
     with pytest.raises(ValidationError, match="申诉理由"):
-        assessment.attach_appeal(session, users["west"], MONTH, "  ")
+        appeals.attach_appeal(session, users["west"], MONTH, "  ")
     with pytest.raises(ForbiddenError):
-        assessment.attach_appeal(session, users["leader"], MONTH, "领导不能申诉")
-    appeal = assessment.attach_appeal(session, users["west"], MONTH, "W4 并非反弹")
+        appeals.attach_appeal(session, users["leader"], MONTH, "领导不能申诉")
+    appeal = appeals.attach_appeal(session, users["west"], MONTH, "W4 并非反弹")
     with pytest.raises(ConflictError, match="处理中"):
-        assessment.attach_appeal(session, users["west"], MONTH, "再申诉一次")
+        appeals.attach_appeal(session, users["west"], MONTH, "再申诉一次")
     session.commit()
-    west_view = assessment.get_report(session, users["west"], MONTH)["appeals"]
-    east_view = assessment.get_report(session, users["east"], MONTH)["appeals"]
-    admin_view = assessment.get_report(session, users["admin"], MONTH)["appeals"]
+    west_view = publish.get_report(session, users["west"], MONTH)["appeals"]
+    east_view = publish.get_report(session, users["east"], MONTH)["appeals"]
+    admin_view = publish.get_report(session, users["admin"], MONTH)["appeals"]
     assert [a["unit"] for a in west_view] == ["西区单位"]
     assert east_view == []  # another unit's appeal is not shown to a unit head
     assert len(admin_view) == 1
     with pytest.raises(ForbiddenError):
-        assessment.resolve_appeal(session, users["west"], appeal.id, "自己答复")
-    assessment.resolve_appeal(session, users["admin"], appeal.id, "经核实，维持原结果")
+        appeals.resolve_appeal(session, users["west"], appeal.id, "自己答复")
+    appeals.resolve_appeal(session, users["admin"], appeal.id, "经核实，维持原结果")
     with pytest.raises(ConflictError, match="已于"):
-        assessment.resolve_appeal(session, users["admin"], appeal.id, "再答复")
+        appeals.resolve_appeal(session, users["admin"], appeal.id, "再答复")
     session.commit()
-    resolved = assessment.get_report(session, users["west"], MONTH)["appeals"][0]
+    resolved = publish.get_report(session, users["west"], MONTH)["appeals"][0]
     assert resolved["resolved"] and resolved["resolution"] == "经核实，维持原结果"
 
 
-def test_excel_export_matches_computation(world, session, client):
-    login(client, "leader")
+def test_excel_export_matches_computation(world, session, client, auth):
+    auth.login("leader")
     response = client.get(f"/reports/export.xlsx?month={MONTH}")
     assert response.status_code == 200
     assert "spreadsheetml" in response.mimetype
@@ -280,7 +274,7 @@ def test_excel_export_matches_computation(world, session, client):
     table = {}
     for row in ws.iter_rows(min_row=4, max_row=6, values_only=True):
         table[row[1]] = row
-    expected = _expected_ranking(assessment.DEFAULT_FORMULA)
+    expected = _expected_ranking(rules.DEFAULT_FORMULA)
     for rank, (name, score) in enumerate(expected, start=1):
         row = table[name]
         figures = EXPECTED[name]
@@ -293,7 +287,7 @@ def test_excel_export_matches_computation(world, session, client):
             pytest.approx(figures["recurrence_rate"]),
             figures["overdue_open"],
         )
-        assert row[8] == pytest.approx(expected_score(figures, assessment.DEFAULT_FORMULA)[0])
+        assert row[8] == pytest.approx(expected_score(figures, rules.DEFAULT_FORMULA)[0])
         assert row[9] == pytest.approx(score)
     assert table["西区单位"][11] == "黑榜" and table["东区单位"][11] == "红榜"
     assert table["北区单位"][10] == "↑1" and table["东区单位"][10] == "↓1"
@@ -301,10 +295,10 @@ def test_excel_export_matches_computation(world, session, client):
     assert [c.value for c in cats[4]][:4] == ["03", "市容环境卫生", 6, 7.0]
 
 
-def test_excel_export_after_publishing_shows_publish_date(world, session, client):
-    assessment.publish_all(session, world["town"]["users"]["admin"], MONTH)
+def test_excel_export_after_publishing_shows_publish_date(world, session, client, auth):
+    publish.publish_all(session, world["town"]["users"]["admin"], MONTH)
     session.commit()
-    login(client, "admin")
+    auth.login("admin")
     wb = load_workbook(io.BytesIO(client.get(f"/reports/export.xlsx?month={MONTH}").data))
     assert "发布日期" in wb["单位排名"]["A2"].value
 
@@ -319,7 +313,7 @@ def test_cli_json_matches_expected(world, runner):
     data = json.loads(_stdout(result))
     assert set(data) == {"month", "ranking", "red_list", "black_list"}
     assert data["month"] == MONTH
-    expected = _expected_ranking(assessment.DEFAULT_FORMULA)
+    expected = _expected_ranking(rules.DEFAULT_FORMULA)
     assert [(r["unit"], r["score"]) for r in data["ranking"]] == expected
     for row in data["ranking"]:
         figures = EXPECTED[row["unit"]]
@@ -328,7 +322,7 @@ def test_cli_json_matches_expected(world, runner):
         for key in ("on_time_rate", "rework_rate", "recurrence_rate"):
             assert row[key] == pytest.approx(figures[key], abs=1e-4)
         assert row["deductions"] == pytest.approx(
-            expected_score(figures, assessment.DEFAULT_FORMULA)[0]
+            expected_score(figures, rules.DEFAULT_FORMULA)[0]
         )
     assert [r["rank"] for r in data["ranking"]] == [1, 2, 3]
     assert data["red_list"] == ["东区单位"] and data["black_list"] == ["西区单位"]
@@ -407,7 +401,6 @@ def _town_cells(n: int = 4):
     import geopandas as gpd
     from shapely.geometry import box
 
-    from tests.conftest import BASE_LAT, BASE_LON, STEP
 
     return gpd.GeoDataFrame(
         geometry=[
@@ -421,7 +414,6 @@ def _town_cells(n: int = 4):
 
 def test_provisional_zones_are_not_ranked_and_their_office_answers(session, factory):
     from gis.coding import code_grid
-    from tests.conftest import west_point
 
     cells, zones = code_grid(_town_cells(), county_code="532599", subdistricts=None,
                              communities=None, rest_name="云岭镇")
@@ -432,11 +424,11 @@ def test_provisional_zones_are_not_ranked_and_their_office_answers(session, fact
     issue = factory.issue(inspector, lon=west_point(0)[0], lat=west_point(0)[1],
                           found_at=datetime(2026, 9, 3, 10, 0))
     assert issue.unit.name == "云岭镇人民政府" and issue.unit.kind == "subdistrict"
-    sub = assessment.compute_month(session, MONTH, "subdistrict")
+    sub = scoring.compute_month(session, MONTH, "subdistrict")
     assert [(r["unit"], r["received"]) for r in sub["ranking"]] == [("云岭镇", 1)]
     # A 片区 has no 居委会 to hold to account: it is not ranked as a community.
-    assert assessment.compute_month(session, MONTH, "community")["ranking"] == []
-    units = assessment.compute_month(session, MONTH, "unit")
+    assert scoring.compute_month(session, MONTH, "community")["ranking"] == []
+    units = scoring.compute_month(session, MONTH, "unit")
     assert [(r["unit"], r["received"]) for r in units["ranking"]] == [("云岭镇人民政府", 1)]
 
 
@@ -455,7 +447,7 @@ def test_an_old_grid_with_000_codes_ranks_no_phantom(session, factory):
     session.query(Zone).filter(Zone.grid_id == grid.id).delete()  # as before zones existed
     session.commit()
     for scope in ("subdistrict", "community"):
-        names = [r["unit"] for r in assessment.compute_month(session, MONTH, scope)["ranking"]]
+        names = [r["unit"] for r in scoring.compute_month(session, MONTH, scope)["ranking"]]
         assert names == [], (scope, names)
 
 
@@ -465,11 +457,11 @@ def test_demo_rankings_name_only_real_units(demo_app):
 
     with demo_app.app_context():
         for scope in ("subdistrict", "community"):
-            rows = assessment.compute_month(db.session, "2026-11", scope)["ranking"]
+            rows = scoring.compute_month(db.session, "2026-11", scope)["ranking"]
             names = [r["unit"] for r in rows]
             assert names and not any("000" in n for n in names), names
-        subs = [r["unit"] for r in assessment.compute_month(db.session, "2026-11",
+        subs = [r["unit"] for r in scoring.compute_month(db.session, "2026-11",
                                                             "subdistrict")["ranking"]]
         assert set(subs) == {"南溪街道", "云岭镇"}
-        comms = assessment.compute_month(db.session, "2026-11", "community")["ranking"]
+        comms = scoring.compute_month(db.session, "2026-11", "community")["ranking"]
         assert len(comms) == 10 and all(n["unit"].endswith("社区") for n in comms)

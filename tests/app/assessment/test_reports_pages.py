@@ -7,8 +7,7 @@ import re
 import pytest
 
 from app.models import Assessment, Setting
-from tests.app._assessment_helpers import MONTH, build_month
-from tests.conftest import login
+from tests.app.assessment._month import MONTH, build_month
 
 
 @pytest.fixture()
@@ -53,8 +52,8 @@ def test_pages_need_login(world, client):
         assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def test_monthly_page_shows_ranking_lists_formula_map_and_trends(world, client):
-    login(client, "leader")
+def test_monthly_page_shows_ranking_lists_formula_map_and_trends(world, client, auth):
+    auth.login("leader")
     response = client.get(f"/reports/?month={MONTH}")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -73,9 +72,9 @@ def test_monthly_page_shows_ranking_lists_formula_map_and_trends(world, client):
     assert "发布 2026-09 考核结果" not in html  # leaders do not publish
 
 
-def test_unit_head_sees_ranking_but_not_other_units_details(world, client, session):
+def test_unit_head_sees_ranking_but_not_other_units_details(world, client, auth, session):
     town = world["town"]
-    login(client, "west")
+    auth.login("west")
     html = client.get(f"/reports/?month={MONTH}").get_data(as_text=True)
     assert "东区单位" in html and "98.00" in html  # the ranking is public in the county
     east_link = f"/reports/{MONTH}/units/{town['east'].id}"
@@ -93,8 +92,8 @@ def test_unit_head_sees_ranking_but_not_other_units_details(world, client, sessi
     assert codes == {"001", "002", "005", "006", "009", "010", "013", "014"}  # west half
 
 
-def test_admin_drilldown_lists_counted_problems(world, client):
-    login(client, "admin")
+def test_admin_drilldown_lists_counted_problems(world, client, auth):
+    auth.login("admin")
     html = client.get(f"/reports/{MONTH}/units/{world['town']['west'].id}").get_data(as_text=True)
     for label in ("W0", "W1", "W2", "W3", "W4"):
         assert f"#{world['ids'][label]}<" in html
@@ -102,8 +101,8 @@ def test_admin_drilldown_lists_counted_problems(world, client):
     assert client.get(f"/reports/{MONTH}/units/99999").status_code == 404
 
 
-def test_publish_over_http_then_refuse_then_republish(world, client, session):
-    login(client, "admin")
+def test_publish_over_http_then_refuse_then_republish(world, client, auth, session):
+    auth.login("admin")
     response = client.post("/reports/publish", data={"month": MONTH})
     assert response.status_code == 302
     assert session.query(Assessment).filter_by(month=MONTH).count() == 3
@@ -117,43 +116,43 @@ def test_publish_over_http_then_refuse_then_republish(world, client, session):
     assert "数据更正" in client.get(f"/reports/?month={MONTH}").get_data(as_text=True)
 
 
-def test_publish_bad_month_is_400(world, client, session):
-    login(client, "admin")
+def test_publish_bad_month_is_400(world, client, auth, session):
+    auth.login("admin")
     response = client.post("/reports/publish", data={"month": "2026-13"})
     assert response.status_code == 400
     assert "YYYY-MM" in response.get_data(as_text=True)
     assert session.query(Assessment).count() == 0
 
 
-def test_inspector_and_leader_cannot_publish(world, client, session):
+def test_inspector_and_leader_cannot_publish(world, client, auth, session):
     for username in ("inspector", "leader"):
-        login(client, username)
+        auth.login(username)
         assert client.post("/reports/publish", data={"month": MONTH}).status_code == 403
-        client.post("/logout")
+        auth.logout()
     assert session.query(Assessment).count() == 0
 
 
-def test_appeal_flow_over_http(world, client):
-    login(client, "west")
+def test_appeal_flow_over_http(world, client, auth):
+    auth.login("west")
     assert client.post("/reports/appeal", data={"month": MONTH, "note": "早了"}).status_code == 409
-    client.post("/logout")
-    login(client, "admin")
+    auth.logout()
+    auth.login("admin")
     client.post("/reports/publish", data={"month": MONTH})
-    client.post("/logout")
-    login(client, "west")
+    auth.logout()
+    auth.login("west")
     assert client.post("/reports/appeal", data={"month": MONTH, "note": ""}).status_code == 400
     response = client.post("/reports/appeal", data={"month": MONTH, "note": "W4 并非反弹问题"})
     assert response.status_code == 302
     assert "W4 并非反弹问题" in client.get(f"/reports/?month={MONTH}").get_data(as_text=True)
-    client.post("/logout")
-    login(client, "east")
+    auth.logout()
+    auth.login("east")
     east_html = client.get(f"/reports/?month={MONTH}").get_data(as_text=True)
     assert "W4 并非反弹问题" not in east_html
-    client.post("/logout")
-    login(client, "leader")
+    auth.logout()
+    auth.login("leader")
     assert client.post("/reports/appeal", data={"month": MONTH, "note": "x"}).status_code == 403
-    client.post("/logout")
-    login(client, "admin")
+    auth.logout()
+    auth.login("admin")
     html = client.get(f"/reports/?month={MONTH}").get_data(as_text=True)
     appeal_id = re.search(r"/reports/appeals/(\d+)/resolve", html).group(1)
     done = client.post(
@@ -163,8 +162,8 @@ def test_appeal_flow_over_http(world, client):
     assert "维持原结果" in client.get(f"/reports/?month={MONTH}").get_data(as_text=True)
 
 
-def test_settings_form_validates_and_is_admin_only(world, client, session):
-    login(client, "admin")
+def test_settings_form_validates_and_is_admin_only(world, client, auth, session):
+    auth.login("admin")
     bad = client.post("/reports/settings", data={"month": MONTH, "overdue_points": "两分"})
     assert bad.status_code == 400
     assert "每个超期未销号问题扣分" in bad.get_data(as_text=True)
@@ -182,13 +181,13 @@ def test_settings_form_validates_and_is_admin_only(world, client, session):
     assert good.status_code == 302
     session.expire_all()
     assert session.get(Setting, "assessment_formula").value["overdue_points"] == 3.0
-    client.post("/logout")
-    login(client, "leader")
+    auth.logout()
+    auth.login("leader")
     assert client.post("/reports/settings", data={"overdue_points": "1"}).status_code == 403
 
 
-def test_print_version_and_bad_month(world, client):
-    login(client, "inspector")
+def test_print_version_and_bad_month(world, client, auth):
+    auth.login("inspector")
     response = client.get(f"/reports/print?month={MONTH}")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -197,16 +196,16 @@ def test_print_version_and_bad_month(world, client):
     assert client.get("/reports/?month=2026-13").status_code == 400
 
 
-def test_readiness_page_and_calendar(world, client):
-    login(client, "admin")
+def test_readiness_page_and_calendar(world, client, auth):
+    auth.login("admin")
     assert "未设定" in client.get("/reports/readiness").get_data(as_text=True)
     saved = client.post("/reports/readiness/calendar", data={"州级": "2099-12-31"})
     assert saved.status_code == 302
     html = client.get("/reports/readiness").get_data(as_text=True)
     assert "2099-12-31" in html and "还有" in html
     assert client.post("/reports/readiness/calendar", data={"州级": "明年"}).status_code == 400
-    client.post("/logout")
-    login(client, "east")
+    auth.logout()
+    auth.login("east")
     html = client.get("/reports/readiness").get_data(as_text=True)
     assert "本单位问题" in html
     assert f"#{world['ids']['W4']}<" not in html
@@ -216,8 +215,8 @@ def test_readiness_page_and_calendar(world, client):
 
 
 @pytest.mark.parametrize("month", ["2026-08", "2026-09", "2026-10", "2026-11"])
-def test_demo_county_months(demo_client, month):
-    login(demo_client, "leader", "demo1234")
+def test_demo_county_months(demo_client, demo_auth, month):
+    demo_auth.login("leader", "demo1234")
     response = demo_client.get(f"/reports/?month={month}")
     assert response.status_code == 200
     html = response.get_data(as_text=True)
@@ -225,7 +224,7 @@ def test_demo_county_months(demo_client, month):
     rows = _ranking_rows(html)
     assert len(rows) == 29  # every unit is ranked, with or without problems
     assert any(cls == "row-black" for cls, _ in rows)
-    demo_client.post("/logout")
+    demo_auth.logout()
 
 
 def test_demo_cli_report_json(demo_app):

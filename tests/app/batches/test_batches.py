@@ -11,10 +11,10 @@ from openpyxl import Workbook
 from sqlalchemy import select
 
 from app.models import Batch, Issue, IssueEvent, today_local
-from app.services.batches import batches
+from app.services.batches import dispatch, queries
 from app.services.core.errors import ForbiddenError, NotFoundError
 from app.services.issues.intake import transition
-from tests.conftest import east_point, login, west_point
+from tests.factories import AuthActions, east_point, west_point
 
 
 @pytest.fixture()
@@ -64,20 +64,20 @@ def _token(session, user) -> str:
 
 def test_progress_counts_and_unit_share(world, session):
     users = world["users"]
-    detail = batches.batch_progress(session, users["admin"], world["batch"].id)
+    detail = queries.batch_progress(session, users["admin"], world["batch"].id)
     counts = detail["counts"]
     assert counts["total"] == 5 and counts["by_status"]["reported"] == 5
     assert {r["name"]: r["total"] for r in counts["by_unit"]} == {
         "西区单位": 2, "东区单位": 2, "未分配": 1}
     assert [i.id for i in detail["conflicts"]] == [world["issues"][2].id]
-    west = batches.batch_progress(session, users["west"], world["batch"].id)
+    west = queries.batch_progress(session, users["west"], world["batch"].id)
     assert west["counts"]["total"] == 2
     assert {i.unit_id for i in west["issues"]} == {world["west"].id}
     assert west["conflicts"] == []  # settling is the admin's
     # The west head has nothing in the other batch: it does not exist for them.
     with pytest.raises(NotFoundError):
-        batches.batch_progress(session, users["west"], world["other"].id)
-    listed = batches.list_batches(session, users["west"])
+        queries.batch_progress(session, users["west"], world["other"].id)
+    listed = queries.list_batches(session, users["west"])
     assert [b["id"] for b in listed] == [world["batch"].id] and listed[0]["total"] == 2
 
 
@@ -90,7 +90,7 @@ def test_overdue_and_closed_on_time(world, session):
     for action, who in (("dispatch", "admin"), ("submit", "west"), ("verify_ok", "inspector")):
         transition(session, users[who], b.id, action)
     session.commit()
-    counts = batches.batch_progress(session, users["leader"], world["batch"].id)["counts"]
+    counts = queries.batch_progress(session, users["leader"], world["batch"].id)["counts"]
     assert counts["overdue"] == 1 and counts["closed_on_time"] == 1
     assert counts["by_status"]["closed"] == 1
 
@@ -98,18 +98,18 @@ def test_overdue_and_closed_on_time(world, session):
 def test_dispatch_preview_then_dispatch_is_idempotent(world, session):
     users = world["users"]
     batch_id = world["batch"].id
-    preview = batches.preview_batch(session, users["admin"], batch_id)
+    preview = dispatch.preview_batch(session, users["admin"], batch_id)
     assert preview.per_unit == {"西区单位": 2, "东区单位": 2}
     assert [(s["id"], s["code"]) for s in preview.skipped] == [
         (world["issues"][4].id, "needs_placement")]
     session.rollback()
     assert session.get(Issue, world["issues"][0].id).status == "reported"  # preview wrote nothing
-    result = batches.dispatch_batch(session, users["admin"], batch_id)
+    result = dispatch.dispatch_batch(session, users["admin"], batch_id)
     session.commit()
     assert result.dispatched == 4 and result.per_unit == {"西区单位": 2, "东区单位": 2}
     events = session.execute(select(IssueEvent).where(IssueEvent.action == "dispatch")).scalars()
     assert sorted(e.issue_id for e in events) == sorted(i.id for i in world["issues"][:4])
-    again = batches.dispatch_batch(session, users["admin"], batch_id)
+    again = dispatch.dispatch_batch(session, users["admin"], batch_id)
     assert again.dispatched == 0
     assert {s["code"] for s in again.skipped} == {"dispatched", "needs_placement"}
 
@@ -117,7 +117,7 @@ def test_dispatch_preview_then_dispatch_is_idempotent(world, session):
 def test_only_admins_dispatch(world, session):
     for who in ("inspector", "leader", "west"):
         with pytest.raises(ForbiddenError):
-            batches.dispatch_batch(session, world["users"][who], world["batch"].id)
+            dispatch.dispatch_batch(session, world["users"][who], world["batch"].id)
     assert session.get(Issue, world["issues"][0].id).status == "reported"
 
 
@@ -126,14 +126,14 @@ def test_pending_category_and_closed_are_skipped(world, session):
     issues[0].category_pending = True
     issues[1].status = "rejected"
     session.commit()
-    preview = batches.preview_issues(session, world["users"]["admin"], [i.id for i in issues])
+    preview = dispatch.preview_issues(session, world["users"]["admin"], [i.id for i in issues])
     reasons = {s["id"]: s["code"] for s in preview.skipped}
     assert reasons[issues[0].id] == "pending_category" and reasons[issues[1].id] == "closed"
 
 
-def test_dispatch_pages_and_unit_heads_see_their_actions(world, client, session):
+def test_dispatch_pages_and_unit_heads_see_their_actions(world, client, auth, session):
     batch_id = world["batch"].id
-    login(client, "admin")
+    auth.login("admin")
     page = client.get(f"/batches/{batch_id}")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and "州级交叉检查反馈问题清单" in html and "单位冲突" in html
@@ -147,7 +147,7 @@ def test_dispatch_pages_and_unit_heads_see_their_actions(world, client, session)
     assert [i.status for i in session.execute(
         select(Issue).where(Issue.batch_id == batch_id).order_by(Issue.id)).scalars()] == [
         "dispatched"] * 4 + ["reported"]
-    login(client, "west")
+    auth.login("west")
     mine = world["issues"][0].id
     html = client.get(f"/issues/{mine}").get_data(as_text=True)
     assert f"/issues/{mine}/act/start" in html and f"/issues/{mine}/act/submit" in html
@@ -155,8 +155,8 @@ def test_dispatch_pages_and_unit_heads_see_their_actions(world, client, session)
     assert client.post(f"/batches/{batch_id}/dispatch").status_code == 403
 
 
-def test_dispatch_the_problem_lists_filter_results(world, client, session):
-    login(client, "admin")
+def test_dispatch_the_problem_lists_filter_results(world, client, auth, session):
+    auth.login("admin")
     west_id = world["west"].id
     listing = client.get(f"/issues/?unit={west_id}").get_data(as_text=True)
     assert "派遣筛选结果" in listing
@@ -191,7 +191,7 @@ def test_api_batches_and_dispatch(world, client, session):
                        headers={"Authorization": f"Bearer {admin}"}).get_json()
     assert done["dispatched"] == 4 and done["per_unit"] == {"西区单位": 2, "东区单位": 2}
     assert done["skipped"] == [{"id": world["issues"][4].id, "seq": "5",
-                                "reason": batches.SKIP_REASONS["needs_placement"],
+                                "reason": dispatch.SKIP_REASONS["needs_placement"],
                                 "code": "needs_placement"}]
     again = client.post(f"/api/v1/batches/{world['batch'].id}/dispatch",
                         headers={"Authorization": f"Bearer {admin}"}).get_json()
@@ -214,12 +214,12 @@ def test_cli_dispatch(world, runner, session):
     assert runner.invoke(args=["dispatch", "--batch", "x"]).exit_code != 0
 
 
-def test_settle_conflicts_both_ways(world, session, client):
+def test_settle_conflicts_both_ways(world, session, client, auth):
     conflict = world["issues"][2]
-    login(client, "west")
+    auth.login("west")
     assert client.post(f"/batches/{world['batch'].id}/conflicts",
                        data={"ids": [conflict.id], "choice": "rule"}).status_code == 403
-    login(client, "admin")
+    auth.login("admin")
     response = client.post(f"/batches/{world['batch'].id}/conflicts",
                            data={"ids": [conflict.id], "choice": "rule"})
     assert response.status_code == 302
@@ -232,7 +232,7 @@ def test_settle_conflicts_both_ways(world, session, client):
     other = world["issues"][3]
     other.routing_conflict = {"list": "东区单位", "category": "西区单位", "cell": None}
     session.commit()
-    batches.settle_conflicts(session, world["users"]["admin"], [other.id], "list")
+    dispatch.settle_conflicts(session, world["users"]["admin"], [other.id], "list")
     session.commit()
     session.expire_all()
     kept = session.get(Issue, other.id)
@@ -252,7 +252,7 @@ def _recheck_file(rows, headers=("序号", "问题描述", "复核", "复核意�
     return out.getvalue()
 
 
-def test_recheck_import(world, session, client):
+def test_recheck_import(world, session, client, auth):
     users = world["users"]
     issues = world["issues"]
     for action, who in (("dispatch", "admin"), ("submit", "west")):
@@ -265,7 +265,7 @@ def test_recheck_import(world, session, client):
         (None, "批次问题4", "未通过", "未见整改"),
         (3, "批次问题3", "", ""),
     ])
-    login(client, "admin")
+    auth.login("admin")
     response = client.post(f"/batches/{world['batch'].id}/recheck",
                            data={"file": (io.BytesIO(data), "复核.xlsx")},
                            content_type="multipart/form-data")
@@ -292,9 +292,9 @@ def test_recheck_import(world, session, client):
     assert session.get(Issue, issues[1].id).rework_count == 1
 
 
-def test_recheck_unknown_seq_names_the_row_and_changes_nothing(world, session, client):
+def test_recheck_unknown_seq_names_the_row_and_changes_nothing(world, session, client, auth):
     data = _recheck_file([(1, "批次问题1", "通过", ""), (99, "不存在", "未通过", "")])
-    login(client, "admin")
+    auth.login("admin")
     response = client.post(f"/batches/{world['batch'].id}/recheck",
                            data={"file": (io.BytesIO(data), "复核.xlsx")},
                            content_type="multipart/form-data")
@@ -308,7 +308,7 @@ def test_recheck_unknown_seq_names_the_row_and_changes_nothing(world, session, c
                            data={"file": (io.BytesIO(bad), "复核.xlsx")},
                            content_type="multipart/form-data")
     assert response.status_code == 400 and "差不多" in response.get_data(as_text=True)
-    login(client, "inspector")
+    auth.login("inspector")
     assert client.post(f"/batches/{world['batch'].id}/recheck",
                        data={"file": (io.BytesIO(data), "复核.xlsx")},
                        content_type="multipart/form-data").status_code == 403
@@ -334,15 +334,15 @@ def test_demo_batch_dispatches_in_one_step_and_unit_heads_see_their_actions(demo
             total = session.execute(
                 select(Issue).where(Issue.batch_id == batch.id)).scalars().all()
             assert len(total) == 126
-            preview = batches.preview_batch(session, admin, batch.id)
-            result = batches.dispatch_batch(session, admin, batch.id)
+            preview = dispatch.preview_batch(session, admin, batch.id)
+            result = dispatch.dispatch_batch(session, admin, batch.id)
             assert result.per_unit == preview.per_unit
             assert result.dispatched + len(result.skipped) == 126
             assert result.dispatched > 100
             heads = session.execute(select(User).where(User.role == "unit_head")).scalars()
             seen: set[int] = set()
             for head in heads:
-                share = batches.batch_issues(session, head, batch.id)
+                share = queries.batch_issues(session, head, batch.id)
                 assert all(i.unit_id == head.unit_id or any(
                     c.unit_id == head.unit_id for c in i.co_units) for i in share)
                 for issue in share:
@@ -352,7 +352,7 @@ def test_demo_batch_dispatches_in_one_step_and_unit_heads_see_their_actions(demo
                     assert "start" in actions and "submit" in actions and "photo" in actions
                     seen.add(issue.id)
             assert seen == set(result.ids)  # every dispatched problem reached its unit head
-            assert batches.dispatch_batch(session, admin, batch.id).dispatched == 0
+            assert dispatch.dispatch_batch(session, admin, batch.id).dispatched == 0
         finally:
             session.rollback()
             session.remove()
@@ -374,23 +374,23 @@ def _submit(session, users, *issues):
     session.commit()
 
 
-def test_unit_head_sees_only_their_own_recheck_results(world, session, client):
+def test_unit_head_sees_only_their_own_recheck_results(world, session, client, auth):
     """#2: the east list's 复核 is not shown to the west head; theirs is, without files."""
     users, batch_id = world["users"], world["batch"].id
-    login(client, "admin")
+    auth.login("admin")
     east_only = _recheck_file([(4, "批次问题4", "未通过", "东区未整改")])
     assert _post_recheck(client, batch_id, east_only, "rc_east.xlsx").status_code == 302
-    login(client, "west")
+    auth.login("west")
     html = client.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert "州级复核" not in html and "rc_east.xlsx" not in html and "admin" not in html
     west = _token(session, users["west"])
     body = client.get(f"/api/v1/batches/{batch_id}",
                       headers={"Authorization": f"Bearer {west}"}).get_json()
     assert body["recheck"] is None
-    login(client, "admin")
+    auth.login("admin")
     mine = _recheck_file([(1, "批次问题1", "未通过", "西区未整改")])
     assert _post_recheck(client, batch_id, mine, "rc_west.xlsx").status_code == 302
-    login(client, "west")
+    auth.login("west")
     html = client.get(f"/batches/{batch_id}").get_data(as_text=True)
     assert "已复核 <b>1</b> 个，通过 <b>0</b> 个，未通过 <b class=\"late\">1</b> 个" in html
     assert "rc_east.xlsx" not in html and "rc_west.xlsx" not in html
@@ -405,11 +405,11 @@ def test_unit_head_sees_only_their_own_recheck_results(world, session, client):
     assert full["last"]["by"] == "admin" and "sha256" not in str(full)
 
 
-def test_recheck_counts_every_upload_and_refuses_any_earlier_file(world, session, client):
+def test_recheck_counts_every_upload_and_refuses_any_earlier_file(world, session, client, auth):
     """#3 and #4: counts over all problems' results; A, B, A again is a 409."""
     users, issues, batch_id = world["users"], world["issues"], world["batch"].id
     _submit(session, users, issues[0], issues[1])
-    login(client, "admin")
+    auth.login("admin")
     a = _recheck_file([(1, "批次问题1", "通过", ""), (2, "批次问题2", "未通过", "仍脏")])
     b = _recheck_file([(4, "批次问题4", "未通过", "未见整改")])
     assert _post_recheck(client, batch_id, a, "a.xlsx").status_code == 302
@@ -418,7 +418,7 @@ def test_recheck_counts_every_upload_and_refuses_any_earlier_file(world, session
     assert again.status_code == 409 and "已导入过" in again.get_data(as_text=True)
     session.expire_all()
     assert session.get(Issue, issues[1].id).rework_count == 1
-    detail = batches.batch_progress(session, users["admin"], batch_id)
+    detail = queries.batch_progress(session, users["admin"], batch_id)
     assert detail["recheck"]["rows"] == 3
     assert (detail["recheck"]["passed"], detail["recheck"]["failed"]) == (1, 2)
     html = client.get(f"/batches/{batch_id}").get_data(as_text=True)
@@ -432,7 +432,7 @@ def test_recheck_counts_every_upload_and_refuses_any_earlier_file(world, session
     assert any("州级复核 3 个，通过 1 个，未通过 2 个" in p.text for p in doc.paragraphs)
 
 
-def test_recheck_failed_sends_back_only_submitted_or_closed(world, session, client):
+def test_recheck_failed_sends_back_only_submitted_or_closed(world, session, client, auth):
     """#5: reported/dispatched keep their status; rejected is a warning; closed reopens."""
     users, issues, batch_id = world["users"], world["issues"], world["batch"].id
     transition(session, users["admin"], issues[0].id, "dispatch")  # 1: dispatched
@@ -442,7 +442,7 @@ def test_recheck_failed_sends_back_only_submitted_or_closed(world, session, clie
     session.commit()
     data = _recheck_file([(1, "", "未通过", "没改"), (2, "", "未通过", "反弹"),
                           (3, "", "未通过", "未派遣"), (4, "", "未通过", "")])
-    login(client, "admin")
+    auth.login("admin")
     response = _post_recheck(client, batch_id, data)
     assert response.status_code == 302
     session.expire_all()
@@ -459,10 +459,10 @@ def test_recheck_failed_sends_back_only_submitted_or_closed(world, session, clie
     assert "1 行未处理" in html
 
 
-def test_recheck_empty_file_and_uncomputed_formula(world, session, client):
+def test_recheck_empty_file_and_uncomputed_formula(world, session, client, auth):
     """#6: a header-only file is a 400; a formula without a cached value names its row."""
     batch_id = world["batch"].id
-    login(client, "admin")
+    auth.login("admin")
     empty = _post_recheck(client, batch_id, _recheck_file([]))
     assert empty.status_code == 400 and "复核文件中没有数据行" in empty.get_data(as_text=True)
     formula = _recheck_file([(1, "批次问题1", "通过", ""), (2, "批次问题2", '=IF(1,"通过")', "")])
@@ -474,7 +474,7 @@ def test_recheck_empty_file_and_uncomputed_formula(world, session, client):
     assert session.get(Issue, world["issues"][0].id).recheck_result is None
 
 
-def test_a_stale_dispatch_is_skipped_not_a_409(world, session, client, app):
+def test_a_stale_dispatch_is_skipped_not_a_409(world, session, client, auth, app):
     """#16: another request dispatched a problem meanwhile: skipped with a reason."""
     from sqlalchemy.orm import Session
 
@@ -487,7 +487,7 @@ def test_a_stale_dispatch_is_skipped_not_a_409(world, session, client, app):
     with Session(db.engine) as other:  # ... while another one dispatches row 1
         transition(other, other.get(User, users["admin"].id), issues[0].id, "dispatch")
         other.commit()
-    result = batches.dispatch_batch(session, users["admin"], batch_id)
+    result = dispatch.dispatch_batch(session, users["admin"], batch_id)
     session.commit()
     assert result.dispatched == 3
     assert [(s["id"], s["code"]) for s in result.skipped if s["code"] == "raced"] == [
@@ -496,19 +496,19 @@ def test_a_stale_dispatch_is_skipped_not_a_409(world, session, client, app):
     events = session.execute(select(IssueEvent).where(
         IssueEvent.issue_id == issues[0].id, IssueEvent.action == "dispatch")).scalars().all()
     assert len(events) == 1  # never dispatched twice
-    login(client, "admin")
+    auth.login("admin")
     again = client.post(f"/batches/{batch_id}/dispatch", follow_redirects=True)
     assert again.status_code == 200 and "本批次已在派遣中或已派遣" in again.get_data(as_text=True)
 
 
-def test_conflicts_form_acts_only_on_this_batch_and_reports_bad_input(world, session, client):
+def test_conflicts_form_acts_only_on_this_batch_and_reports_bad_input(world, session, client, auth):
     """#17: ids of other batches are ignored and counted; bad input is a message."""
     batch_id = world["batch"].id
     conflict = world["issues"][2]
     lonely = session.execute(select(Issue).where(Issue.batch_id == world["other"].id)).scalar_one()
     lonely.routing_conflict = {"list": "西区单位", "category": None, "cell": "东区单位"}
     session.commit()
-    login(client, "admin")
+    auth.login("admin")
     page = client.post(f"/batches/{batch_id}/conflicts", data={"ids": [lonely.id],
                                                                "choice": "list"},
                        follow_redirects=True)
@@ -528,20 +528,20 @@ def test_conflicts_form_acts_only_on_this_batch_and_reports_bad_input(world, ses
         assert words in unescape(html)
 
 
-def test_unknown_unit_filter_is_404_for_every_id(world, client):
+def test_unknown_unit_filter_is_404_for_every_id(world, client, auth):
     """#18: a unit that does not exist is 404, whether or not the id fits 32 bits."""
     batch_id = world["batch"].id
-    login(client, "admin")
+    auth.login("admin")
     for unit in (2147483647, 99999, 2147483648, -1):
         assert client.get(f"/batches/{batch_id}?unit={unit}").status_code == 404, unit
     assert client.get(f"/batches/{batch_id}?unit={world['west'].id}").status_code == 200
-    login(client, "west")
+    auth.login("west")
     assert client.get(f"/batches/{batch_id}?unit={world['east'].id}").status_code == 404
 
 
 def test_dispatch_is_one_transaction_the_caller_commits(world, session):
     """Per-problem savepoints must not commit on their own (SQLite's SAVEPOINT quirk)."""
-    batches.dispatch_batch(session, world["users"]["admin"], world["batch"].id)
+    dispatch.dispatch_batch(session, world["users"]["admin"], world["batch"].id)
     session.rollback()
     session.expire_all()
     assert {session.get(Issue, i.id).status for i in world["issues"]} == {"reported"}
@@ -555,7 +555,7 @@ def test_simultaneous_dispatch_clicks_all_land_on_the_batch_page(world, app, ses
     batch_id = world["batch"].id
     clients = [app.test_client() for _ in range(3)]
     for c in clients:
-        login(c, "admin")
+        AuthActions(c).login("admin")
     barrier = threading.Barrier(3)
     codes: list[int] = []
 

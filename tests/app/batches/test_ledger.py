@@ -10,11 +10,11 @@ from docx import Document
 from openpyxl import load_workbook
 from sqlalchemy import select
 
+from app.config import current_settings
 from app.models import Batch, Issue, Setting, today_local
 from app.services.issues import photos as photo_service
 from app.services.issues.intake import transition
-from tests.app._issue_helpers import jpeg_bytes
-from tests.conftest import east_point, login, west_point
+from tests.factories import east_point, jpeg_bytes, west_point
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +24,7 @@ def _own_photo_dir(app, tmp_path):
 
 def _photo(session, user, issue, kind: str, colour: str = "red"):
     upload = photo_service.PhotoUpload(filename=f"{kind}.jpg", data=jpeg_bytes(colour=colour))
-    return photo_service.save_photo(session, user, issue, upload, kind=kind)
+    return photo_service.save_photo(session, user, issue, upload, kind=kind, settings=current_settings())
 
 
 @pytest.fixture()
@@ -57,8 +57,8 @@ def world(factory, session):
     return {**town, "batch": batch, "issues": rows}
 
 
-def test_xlsx_has_rows_in_list_order_real_images_and_print_setup(world, client):
-    login(client, "admin")
+def test_xlsx_has_rows_in_list_order_real_images_and_print_setup(world, client, auth):
+    auth.login("admin")
     response = client.get(f"/batches/{world['batch'].id}/ledger.xlsx")
     assert response.status_code == 200
     disposition = response.headers["Content-Disposition"]
@@ -89,8 +89,8 @@ def test_xlsx_has_rows_in_list_order_real_images_and_print_setup(world, client):
     assert "逾期 1 个" in ws["A2"].value
 
 
-def test_docx_report_table_photos_and_signature(world, client):
-    login(client, "leader")
+def test_docx_report_table_photos_and_signature(world, client, auth):
+    auth.login("leader")
     response = client.get(f"/batches/{world['batch'].id}/ledger.docx")
     assert response.status_code == 200
     doc = Document(io.BytesIO(response.data))
@@ -114,8 +114,8 @@ def test_docx_report_table_photos_and_signature(world, client):
     assert doc.styles["Normal"].font.name == "仿宋"
 
 
-def test_unit_head_gets_only_their_share(world, client, session):
-    login(client, "west")
+def test_unit_head_gets_only_their_share(world, client, auth, session):
+    auth.login("west")
     wb = load_workbook(io.BytesIO(client.get(
         f"/batches/{world['batch'].id}/ledger.xlsx").data))
     ws = wb.active
@@ -126,23 +126,23 @@ def test_unit_head_gets_only_their_share(world, client, session):
     assert len(doc.tables[0].rows) == 1 + 2
     assert "东区" not in "\n".join(c.text for r in doc.tables[0].rows for c in r.cells)
     # An admin may ask for one unit's part; the east head cannot ask for the west's.
-    login(client, "admin")
+    auth.login("admin")
     east = world["east"].id
     ws = load_workbook(io.BytesIO(client.get(
         f"/batches/{world['batch'].id}/ledger.xlsx?unit={east}").data)).active
     assert ws.max_row == 4 and ws.cell(row=4, column=4).value == "东区单位"
-    login(client, "east")
+    auth.login("east")
     west = world["west"].id
     assert client.get(f"/batches/{world['batch'].id}/ledger.docx?unit={west}").status_code == 404
 
 
-def test_unit_head_with_nothing_in_the_batch_gets_404(world, client, session):
+def test_unit_head_with_nothing_in_the_batch_gets_404(world, client, auth, session):
     east_issue = session.execute(
         select(Issue).where(Issue.batch_id == world["batch"].id, Issue.batch_seq == "1")
     ).scalar_one()
     east_issue.unit_id = world["west"].id
     session.commit()
-    login(client, "east")
+    auth.login("east")
     assert client.get(f"/batches/{world['batch'].id}/ledger.xlsx").status_code == 404
     assert client.get(f"/batches/{world['batch'].id}").status_code == 404
 
@@ -153,7 +153,7 @@ def test_unit_head_with_nothing_in_the_batch_gets_404(world, client, session):
 def _recheck(session, admin, batch_id, rows, name="rc.xlsx"):
     from openpyxl import Workbook
 
-    from app.services.batches import batches
+    from app.services.batches import recheck
 
     wb = Workbook()
     ws = wb.active
@@ -162,7 +162,7 @@ def _recheck(session, admin, batch_id, rows, name="rc.xlsx"):
         ws.append(list(row))
     out = io.BytesIO()
     wb.save(out)
-    result = batches.import_recheck(session, admin, batch_id, out.getvalue(), name)
+    result = recheck.import_recheck(session, admin, batch_id, out.getvalue(), name)
     session.commit()
     return result
 
@@ -174,27 +174,29 @@ def _summary(client, batch_id, query=""):
     return ws["A2"].value, doc.paragraphs[1].text
 
 
-def test_recheck_line_counts_the_ledgers_own_problems_over_every_upload(world, client, session):
+def test_recheck_line_counts_the_ledgers_own_problems_over_every_upload(
+    world, client, auth, session
+):
     """#2 and #3: a unit's ledger speaks of its own 复核 only; counts span all uploads."""
     admin, batch_id = world["users"]["admin"], world["batch"].id
     _recheck(session, admin, batch_id, [("1", "", "未通过", "东区没改")], "rc_4.xlsx")
     _recheck(session, admin, batch_id, [("2", "", "通过", "")], "rc_5.xlsx")
-    login(client, "west")
+    auth.login("west")
     for text in _summary(client, batch_id):
         assert "州级复核 1 个，通过 1 个，未通过 0 个" in text
-    login(client, "east")
+    auth.login("east")
     for text in _summary(client, batch_id):
         assert "州级复核 1 个，通过 0 个，未通过 1 个" in text
-    login(client, "admin")
+    auth.login("admin")
     for text in _summary(client, batch_id):
         assert "州级复核 2 个，通过 1 个，未通过 1 个" in text
     for text in _summary(client, batch_id, f"?unit={world['west'].id}"):
         assert "州级复核 1 个，通过 1 个，未通过 0 个" in text
 
 
-def test_summary_counts_each_status_under_its_own_label(world, client, session):
+def test_summary_counts_each_status_under_its_own_label(world, client, auth, session):
     """#14: 已上报 problems are 未派遣, not 整改中."""
-    login(client, "admin")
+    auth.login("admin")
     xlsx, docx = _summary(client, world["batch"].id)
     for text in (xlsx, docx):
         assert "共反馈问题 3 个，已整改销号 1 个(按期完成 1 个)，未派遣 2 个，逾期 1 个" in text
@@ -208,12 +210,12 @@ def test_summary_counts_each_status_under_its_own_label(world, client, session):
     assert "整改中 1 个" in xlsx and "不予立案 1 个" in xlsx and "未派遣" not in xlsx
 
 
-def test_title_does_not_double_the_county_and_ascii_name_is_readable(world, client, session):
+def test_title_does_not_double_the_county_and_ascii_name_is_readable(world, client, auth, session):
     """#14: 县住房和城乡建设局 is not prefixed with 云岭县; the ASCII fallback is readable."""
     world["west"].name = "县住房和城乡建设局"
     world["east"].name = "云岭县城市管理局"
     session.commit()
-    login(client, "west")
+    auth.login("west")
     response = client.get(f"/batches/{world['batch'].id}/ledger.xlsx")
     ws = load_workbook(io.BytesIO(response.data)).active
     assert ws["A1"].value == "县住房和城乡建设局关于州级交叉检查反馈问题整改情况的报告"
@@ -222,10 +224,10 @@ def test_title_does_not_double_the_county_and_ascii_name_is_readable(world, clie
     assert (f'filename="ledger-batch{world["batch"].id}-unit{world["west"].id}-{day}.xlsx"'
             in disposition)
     assert "filename*=UTF-8''" in disposition and "%E6%95%B4%E6%94%B9" in disposition  # 整改
-    login(client, "east")
+    auth.login("east")
     doc = Document(io.BytesIO(client.get(f"/batches/{world['batch'].id}/ledger.docx").data))
     assert doc.paragraphs[0].text == "云岭县城市管理局关于州级交叉检查反馈问题整改情况的报告"
-    login(client, "admin")
+    auth.login("admin")
     response = client.get(f"/batches/{world['batch'].id}/ledger.docx")
     assert (f'filename="ledger-batch{world["batch"].id}-{day}.docx"'
             in response.headers["Content-Disposition"])
@@ -236,18 +238,18 @@ def _portrait(session, world):
     users, issue = world["users"], world["issues"][1]
     upload = photo_service.PhotoUpload(filename="tall.jpg",
                                        data=jpeg_bytes(size=(137, 320), colour="blue"))
-    photo_service.save_photo(session, users["inspector"], issue, upload, kind="before")
+    photo_service.save_photo(session, users["inspector"], issue, upload, kind="before", settings=current_settings())
     session.commit()
 
 
-def test_docx_has_real_column_widths_and_thumbnails_fit_them(world, client, session):
+def test_docx_has_real_column_widths_and_thumbnails_fit_them(world, client, auth, session):
     """#13: fixed widths summing to the text width; pictures inside their column, ≤ 3 cm."""
     from docx.shared import Cm
 
     from app.services.batches.ledger import DOCX_WIDTHS_CM
 
     _portrait(session, world)
-    login(client, "admin")
+    auth.login("admin")
     doc = Document(io.BytesIO(client.get(f"/batches/{world['batch'].id}/ledger.docx").data))
     section = doc.sections[0]
     text_width = section.page_width - section.left_margin - section.right_margin
@@ -268,12 +270,12 @@ def test_docx_has_real_column_widths_and_thumbnails_fit_them(world, client, sess
     assert abs(int(tall.get("cx")) / int(tall.get("cy")) - 137 / 320) < 0.02
 
 
-def test_xlsx_thumbnails_fit_the_cell(world, client, session):
+def test_xlsx_thumbnails_fit_the_cell(world, client, auth, session):
     """#13: a portrait thumbnail fits its column and its 90 pt row (no spill below)."""
     from app.services.batches.ledger import ROW_HEIGHT_PT, WIDTHS
 
     _portrait(session, world)
-    login(client, "admin")
+    auth.login("admin")
     ws = load_workbook(io.BytesIO(client.get(
         f"/batches/{world['batch'].id}/ledger.xlsx").data)).active
     row_px = ROW_HEIGHT_PT * 96 / 72

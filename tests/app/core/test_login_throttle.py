@@ -22,7 +22,7 @@ from app.services.core.login_throttle import (
     describe_wait,
 )
 from app.services.core.login_throttle import LoginThrottle as Throttle
-from tests.conftest import _config, _fresh_user_per_request, login
+from tests.factories import AuthActions, app_config, fresh_user_per_request
 
 
 @pytest.fixture()
@@ -39,7 +39,7 @@ def _client(app, ip: str = "10.1.0.1"):
 
 
 def _wrong(client, username: str, n: int = 1) -> list[int]:
-    return [login(client, username, f"guess-{i}").status_code for i in range(n)]
+    return [AuthActions(client).login(username, f"guess-{i}").status_code for i in range(n)]
 
 
 def _expire_locks(session) -> None:
@@ -136,7 +136,7 @@ def test_parallel_guesses_from_two_workers_get_exactly_five_tries(app, _unit_dat
     from app.extensions import db
 
     url, tmp = _unit_database
-    workers = [create_app(_config(url, tmp)) for _ in range(2)]
+    workers = [create_app(app_config(url, tmp)) for _ in range(2)]
     allowed: list[bool] = []
     errors: list[Exception] = []
 
@@ -164,7 +164,7 @@ def test_forty_correct_logins_from_one_address_pass(throttled, factory, session)
     factory.user("alice", "inspector")
     session.commit()
     for i in range(40):
-        response = login(_client(throttled, "10.1.0.1"), "alice")
+        response = AuthActions(_client(throttled, "10.1.0.1")).login("alice")
         assert response.status_code == 302, i
     assert session.execute(select(LoginThrottle)).first() is None  # no failure was recorded
 
@@ -173,22 +173,22 @@ def test_wrong_passwords_delay_a_new_device_but_not_a_known_one(throttled, facto
     factory.user("west", "unit_head", factory.unit("西区单位"))
     session.commit()
     owner = _client(throttled, "10.1.0.2")
-    assert login(owner, "west").status_code == 302
+    assert AuthActions(owner).login("west").status_code == 302
     cookie = owner.get_cookie("device")
     assert cookie is not None and cookie.http_only
     owner.post("/logout")
 
     attacker = _client(throttled, "10.1.0.3")
     assert _wrong(attacker, "west", 5) == [401] * 5
-    refused = login(attacker, "west")  # even the right password waits
+    refused = AuthActions(attacker).login("west")  # even the right password waits
     assert refused.status_code == 429
     body = refused.get_data(as_text=True)
     assert "15 秒后再试" in body and "锁定" in body
     assert refused.headers["Retry-After"] == "15"
     # A new device with the right password waits too ...
-    assert login(_client(throttled, "10.1.0.4"), "west").status_code == 429
+    assert AuthActions(_client(throttled, "10.1.0.4")).login("west").status_code == 429
     # ... but the owner's browser, which signed in before, is let in.
-    assert login(owner, "west").status_code == 302
+    assert AuthActions(owner).login("west").status_code == 302
     assert owner.get("/").status_code == 200
     # The lock is in the audit log.
     locked = session.execute(select(AuditLog).where(AuditLog.action == "login_locked")).scalars()
@@ -196,7 +196,7 @@ def test_wrong_passwords_delay_a_new_device_but_not_a_known_one(throttled, facto
     assert any("账号 west 连续失败 5 次" in d and "15 秒" in d for d in details), details
     # Once the delay has passed, the right password from a new device works again.
     _expire_locks(session)
-    assert login(_client(throttled, "10.1.0.4"), "west").status_code == 302
+    assert AuthActions(_client(throttled, "10.1.0.4")).login("west").status_code == 302
 
 
 def test_a_forged_device_cookie_is_a_new_device(throttled, factory, session):
@@ -205,19 +205,19 @@ def test_a_forged_device_cookie_is_a_new_device(throttled, factory, session):
     attacker = _client(throttled, "10.1.0.3")
     attacker.set_cookie("device", "eyJkIjoiYWJjIiwidSI6WyJ3ZXN0Il19.forged.sig")
     assert _wrong(attacker, "west", 5) == [401] * 5
-    assert login(attacker, "west").status_code == 429
+    assert AuthActions(attacker).login("west").status_code == 429
 
 
 def test_failures_on_a_known_device_count_against_that_device(throttled, factory, session):
     factory.user("west", "unit_head", factory.unit("西区单位"))
     session.commit()
     office = _client(throttled, "10.1.0.5")
-    assert login(office, "west").status_code == 302
+    assert AuthActions(office).login("west").status_code == 302
     office.post("/logout")
     assert _wrong(office, "west", 5) == [401] * 5
-    assert login(office, "west").status_code == 429  # that browser now waits
+    assert AuthActions(office).login("west").status_code == 429  # that browser now waits
     # The account itself was not charged: the owner on a new phone gets straight in.
-    assert login(_client(throttled, "10.1.0.6"), "west").status_code == 302
+    assert AuthActions(_client(throttled, "10.1.0.6")).login("west").status_code == 302
 
 
 def test_an_address_has_a_larger_budget_shared_by_its_accounts(throttled, factory, session):
@@ -226,16 +226,16 @@ def test_an_address_has_a_larger_budget_shared_by_its_accounts(throttled, factor
     factory.user("bob", "inspector")
     session.commit()
     known = _client(throttled, "10.1.0.7")
-    assert login(known, "bob").status_code == 302
+    assert AuthActions(known).login("bob").status_code == 302
     known.post("/logout")
     sprayer = _client(throttled, "10.1.0.7")
     # One guess each at many names: no account reaches its limit, the address does.
-    assert [login(sprayer, f"name{i}", "x").status_code for i in range(8)] == [401] * 8
-    assert login(sprayer, "name8", "x").status_code == 429
-    assert login(_client(throttled, "10.1.0.7"), "alice").status_code == 429
+    assert [AuthActions(sprayer).login(f"name{i}", "x").status_code for i in range(8)] == [401] * 8
+    assert AuthActions(sprayer).login("name8", "x").status_code == 429
+    assert AuthActions(_client(throttled, "10.1.0.7")).login("alice").status_code == 429
     # Another address, and a browser that signed in here before, are not affected.
-    assert login(_client(throttled, "10.1.0.8"), "alice").status_code == 302
-    assert login(known, "bob").status_code == 302
+    assert AuthActions(_client(throttled, "10.1.0.8")).login("alice").status_code == 302
+    assert AuthActions(known).login("bob").status_code == 302
     details = [
         row.detail
         for row in session.execute(
@@ -252,11 +252,11 @@ def test_two_workers_share_the_counters_through_the_database(throttled, factory,
     factory.user("west", "unit_head", factory.unit("西区单位"))
     session.commit()
     url, tmp = _unit_database
-    second = create_app({**_config(url, tmp), "RATELIMIT_ENABLED": True,
+    second = create_app({**app_config(url, tmp), "RATELIMIT_ENABLED": True,
                          "RATELIMIT_STORAGE_URI": "memory://"})
-    _fresh_user_per_request(second)
+    fresh_user_per_request(second)
     first_client, second_client = _client(throttled), _client(second)
-    codes = [login(c, "west", f"guess{i}").status_code
+    codes = [AuthActions(c).login("west", f"guess{i}").status_code
              for i, c in enumerate([first_client, second_client] * 6)]
     assert codes == [401] * 5 + [429] * 7
 
@@ -268,7 +268,7 @@ def test_missing_and_real_accounts_take_as_long(app, factory, session):
 
     def timed(username: str) -> float:
         start = time.perf_counter()
-        assert login(client, username, "wrong-password").status_code == 401
+        assert AuthActions(client).login(username, "wrong-password").status_code == 401
         return time.perf_counter() - start
 
     timed("alice"), timed("nobody")  # warm up (the dummy hash is made once per process)
@@ -286,7 +286,7 @@ def test_a_cookie_captured_before_logout_is_refused(app, factory, session):
     factory.user("alice", "inspector")
     session.commit()
     client = app.test_client()
-    assert login(client, "alice").status_code == 302
+    assert AuthActions(client).login("alice").status_code == 302
     row = session.execute(select(UserSession)).scalar_one()
     assert row.ip and row.revoked_at is None
     captured = app.test_client()
@@ -300,7 +300,7 @@ def test_a_cookie_captured_before_logout_is_refused(app, factory, session):
     session.expire_all()
     assert session.get(UserSession, row.id).revoked_at is not None
     # Signing in again starts a new session; the old one stays dead.
-    assert login(client, "alice").status_code == 302
+    assert AuthActions(client).login("alice").status_code == 302
     assert client.get("/").status_code == 200
     assert captured.get("/").status_code == 302
 
@@ -309,7 +309,7 @@ def test_an_unknown_session_id_signs_the_user_out(app, factory, session):
     factory.user("alice", "inspector")
     session.commit()
     client = app.test_client()
-    login(client, "alice")
+    AuthActions(client).login("alice")
     with client.session_transaction() as sess:
         sess["sid"] = "made-up"
     assert client.get("/").status_code == 302
@@ -322,7 +322,7 @@ def test_last_seen_is_written_at_most_once_a_minute(app, factory, session):
     factory.user("alice", "inspector")
     session.commit()
     client = app.test_client()
-    login(client, "alice")
+    AuthActions(client).login("alice")
     row = session.execute(select(UserSession)).scalar_one()
     old = row.last_seen_at - timedelta(minutes=5)
     session.execute(update(UserSession).values(last_seen_at=old))
@@ -340,8 +340,8 @@ def test_logout_everywhere_revokes_every_session(app, factory, session):
     factory.user("alice", "inspector")
     session.commit()
     phone, desk = app.test_client(), app.test_client()
-    login(phone, "alice")
-    login(desk, "alice")
+    AuthActions(phone).login("alice")
+    AuthActions(desk).login("alice")
     desk.post("/logout-everywhere")
     assert phone.get("/").status_code == 302
     session.expire_all()

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from app.models import Issue, Patrol
 from app.services.core import params
 from app.services.core.errors import ValidationError
-from tests.conftest import login, west_point
+from app.services.core.passwords import issue_token
+from tests.factories import west_point
 
 HUGE = "1" * 30
 LONG_NUMBER = "1" * 400
@@ -27,8 +28,6 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture()
 def town(factory, session):
-    from app.services.core.passwords import issue_token
-
     town = factory.town()
     town["tokens"] = {name: issue_token(session, user) for name, user in town["users"].items()}
     lon, lat = west_point(0)
@@ -82,6 +81,9 @@ def _assert_clear(response, *statuses: int, word: str | None = None) -> None:
         (lambda: params.parse_bbox("104,23,103,22"), "bbox"),
         (lambda: params.parse_id_list([10**30], name="issue_ids"), "issue_ids"),
         (lambda: params.parse_id_list("1,x", name="ids"), "ids"),
+        (lambda: params.parse_interval("2026-03-02/2026-03-01"), "datetime"),
+        (lambda: params.parse_interval("../.."), "datetime"),
+        (lambda: params.parse_interval("2026-03-01/昨天"), "datetime"),
     ],
 )
 def test_each_parser_names_the_parameter_and_a_cut_value(call, name):
@@ -105,6 +107,22 @@ def test_parsers_accept_good_values():
     assert params.parse_datetime("2026-03-01T00:00:00Z").isoformat() == "2026-03-01T08:00:00"
     assert params.parse_bbox("103,22,104,23") == (103.0, 22.0, 104.0, 23.0)
     assert params.parse_lonlat("103.5", 22.8) == (103.5, 22.8)
+    assert params.parse_typed_id("#12", what="单位") == 12
+
+
+def test_an_interval_spans_whole_days_and_may_be_open():
+    start, end = params.parse_interval("2026-03-01/..")
+    assert start.isoformat() == "2026-03-01T00:00:00" and end is None
+    start, end = params.parse_interval("2026-03-01")
+    assert (start.isoformat(), end.isoformat()) == ("2026-03-01T00:00:00",
+                                                    "2026-03-01T23:59:59.999999")
+    assert params.parse_interval(" ") is None
+
+
+def test_a_typed_id_names_the_object():
+    for value in ("abc", "0", HUGE, ""):
+        with pytest.raises(ValidationError, match="单位编号 .* 无效"):
+            params.parse_typed_id(value, what="单位")
 
 
 def test_deep_json_is_refused_before_decoding():
@@ -159,8 +177,8 @@ def test_paging_parameters_on_every_list(client, town, route, query):
         f"/reports/2026-11/units/{HUGE}",
     ],
 )
-def test_thirty_digit_ids_are_not_found(client, town, route):
-    login(client, "admin")
+def test_thirty_digit_ids_are_not_found(client, auth, town, route):
+    auth.login("admin")
     _assert_clear(client.get(route, headers=_auth(town)), 404)
 
 
@@ -197,8 +215,8 @@ def test_bad_filters_are_400(client, town, url):
     "query", ["unit=²", f"unit={HUGE}", "from=2026-13-01", "to=abc", "from=0001-01-01",
               "from=2026-05-01&to=2026-04-01"],
 )
-def test_map_layers_check_ids_and_dates(client, town, route, query):
-    login(client, "admin")
+def test_map_layers_check_ids_and_dates(client, auth, town, route, query):
+    auth.login("admin")
     response = client.get(f"{route}?{query}", headers={"Accept": "application/json"})
     _assert_clear(response, 400)
     good = client.get(f"{route}?from=2026-01-01&to=2026-12-31&unit={town['west'].id}")

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from app.models import AuditLog, Cell, Feature, GridLayer, Issue, Layer
 from app.services.grids.layers import store_layer
-from gis.layer_io import read_layer
-from tests.conftest import BASE_LAT, BASE_LON, SHARED_OSM, STEP, east_point, login, west_point
+from gis.layer_io.read import read_layer
+from tests.factories import BASE_LAT, BASE_LON, SHARED_OSM, STEP, east_point, west_point
 
 # A small hand-built town: a ~800 m × 900 m boundary crossed by named roads.
 TOWN_BOX = (BASE_LON - 0.002, BASE_LAT - 0.006, BASE_LON + 0.006, BASE_LAT + 0.002)
@@ -334,10 +334,12 @@ def test_imported_grid_with_errors_is_refused_with_report(runner, session, facto
     assert session.get(GridLayer, town["grid"].id).is_active
 
 
-def test_grid_upload_page_shows_report_and_changes_nothing(client, session, factory, tmp_path):
+def test_grid_upload_page_shows_report_and_changes_nothing(
+    client, auth, session, factory, tmp_path
+):
     town = factory.town()
     store_grid_boundary(session)
-    login(client, "admin")
+    auth.login("admin")
     data = planted_grid(tmp_path).read_bytes()
     response = client.post(
         "/grids/upload",
@@ -353,7 +355,7 @@ def test_grid_upload_page_shows_report_and_changes_nothing(client, session, fact
     assert session.get(GridLayer, town["grid"].id).is_active
 
 
-def test_clean_grid_upload_is_stored_inactive(client, session, factory, tmp_path):
+def test_clean_grid_upload_is_stored_inactive(client, auth, session, factory, tmp_path):
     town = factory.town()
     store_grid_boundary(session)
     features = [
@@ -365,7 +367,7 @@ def test_clean_grid_upload_is_stored_inactive(client, session, factory, tmp_path
         for c in range(3)
     ]
     path = write_geojson(tmp_path / "ok.geojson", features)
-    login(client, "admin")
+    auth.login("admin")
     response = client.post(
         "/grids/upload",
         data={"file": (io.BytesIO(path.read_bytes()), "ok.geojson")},
@@ -432,14 +434,14 @@ def test_assign_cells_bad_rows_named_and_nothing_changed(runner, session, factor
     assert cell_units(session, town["grid"].id) == before
 
 
-def test_assign_cells_xlsx_upload_on_web(client, session, factory):
+def test_assign_cells_xlsx_upload_on_web(client, auth, session, factory):
     town = factory.town()
     book = Workbook()
     book.active.append(["code", "unit"])
     book.active.append([532599001001004, "西区单位"])  # Excel typed the code as a number
     buffer = io.BytesIO()
     book.save(buffer)
-    login(client, "admin")
+    auth.login("admin")
     response = client.post(
         f"/grids/{town['grid'].id}/assign/table",
         data={"file": (io.BytesIO(buffer.getvalue()), "分配表.xlsx")},
@@ -449,9 +451,9 @@ def test_assign_cells_xlsx_upload_on_web(client, session, factory):
     assert cell_units(session, town["grid"].id)["532599001001004"] == town["west"].id
 
 
-def test_assign_cells_picked_on_map(client, session, factory):
+def test_assign_cells_picked_on_map(client, auth, session, factory):
     town = factory.town()
-    login(client, "admin")
+    auth.login("admin")
     page = client.get(f"/grids/{town['grid'].id}/assign").get_data(as_text=True)
     assert 'id="cell-picker"' in page and "js/grids.js" in page and "folium-map" in page
     response = client.post(
@@ -476,9 +478,9 @@ def test_assign_cells_picked_on_map(client, session, factory):
     ("fmt", "suffix"),
     [("geojson", ".geojson"), ("gpkg", ".gpkg"), ("shp", ".zip"), ("kml", ".kml")],
 )
-def test_export_grid_formats_read_back(client, session, factory, tmp_path, fmt, suffix):
+def test_export_grid_formats_read_back(client, auth, session, factory, tmp_path, fmt, suffix):
     town = factory.town()
-    login(client, "admin")
+    auth.login("admin")
     response = client.get(f"/grids/{town['grid'].id}/export/{fmt}")
     assert response.status_code == 200
     path = tmp_path / f"export{suffix}"
@@ -489,9 +491,9 @@ def test_export_grid_formats_read_back(client, session, factory, tmp_path, fmt, 
     assert session.execute(select(AuditLog).where(AuditLog.action == "export_grid")).scalar()
 
 
-def test_unit_head_grid_export_holds_only_own_cells(client, session, factory, tmp_path):
+def test_unit_head_grid_export_holds_only_own_cells(client, auth, session, factory, tmp_path):
     town = factory.town()
-    login(client, "west")
+    auth.login("west")
     response = client.get(f"/grids/{town['grid'].id}/export/geojson")
     assert response.status_code == 200
     path = tmp_path / "west.geojson"
@@ -514,11 +516,11 @@ def test_export_grid_cli_writes_every_format(runner, session, factory, tmp_path)
     assert result.exit_code != 0 and "999" in result.output
 
 
-def test_layer_export_four_formats(client, session, factory, tmp_path):
+def test_layer_export_four_formats(client, auth, session, factory, tmp_path):
     factory.town()
     store_small_town(session)
     layer = session.execute(select(Layer).where(Layer.kind == "roads")).scalar_one()
-    login(client, "leader")
+    auth.login("leader")
     page = client.get("/grids/layers").get_data(as_text=True)
     assert f"/grids/layers/{layer.id}/export/kml" in page
     for fmt, suffix in (
@@ -538,11 +540,11 @@ def test_layer_export_four_formats(client, session, factory, tmp_path):
 # ---- pages and access ----------------------------------------------------------------------
 
 
-def test_unit_head_cannot_reach_grid_admin_pages(client, session, factory):
+def test_unit_head_cannot_reach_grid_admin_pages(client, auth, session, factory):
     town = factory.town()
     store_small_town(session)
     layer = session.execute(select(Layer).where(Layer.kind == "roads")).scalar_one()
-    login(client, "west")
+    auth.login("west")
     gid = town["grid"].id
     for url in (
         "/grids/",
@@ -567,9 +569,9 @@ def test_unit_head_cannot_reach_grid_admin_pages(client, session, factory):
     assert session.execute(select(func.count()).select_from(GridLayer)).scalar() == 1
 
 
-def test_leader_reads_but_cannot_change(client, session, factory):
+def test_leader_reads_but_cannot_change(client, auth, session, factory):
     town = factory.town()
-    login(client, "leader")
+    auth.login("leader")
     page = client.get("/grids/")
     assert page.status_code == 200 and "测试网格" in page.get_data(as_text=True)
     assert "启用</button>" not in page.get_data(as_text=True)
@@ -585,10 +587,10 @@ def test_login_required(client, factory):
         assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def test_preview_page_renders_map_and_saves_version(client, session, factory):
+def test_preview_page_renders_map_and_saves_version(client, auth, session, factory):
     factory.town()
     store_small_town(session)
-    login(client, "admin")
+    auth.login("admin")
     form = {"method": "square", "size": "200", "action": "preview"}
     html = client.post("/grids/new", data=form).get_data(as_text=True)
     assert "folium-map" in html and "/vendor/leaflet/leaflet.js" in html
@@ -601,20 +603,20 @@ def test_preview_page_renders_map_and_saves_version(client, session, factory):
     assert not grid.is_active and grid.cell_count > 4
 
 
-def test_preview_bad_parameters_answer_400(client, session, factory):
+def test_preview_bad_parameters_answer_400(client, auth, session, factory):
     factory.town()
     store_small_town(session)
-    login(client, "admin")
+    auth.login("admin")
     response = client.post(
         "/grids/new", data={"method": "h3", "resolution": "abc", "action": "preview"}
     )
     assert response.status_code == 400 and "abc" in response.get_data(as_text=True)
 
 
-def test_report_page_and_activate_button(client, session, factory):
+def test_report_page_and_activate_button(client, auth, session, factory):
     town = factory.town()
     store_small_town(session)
-    login(client, "admin")
+    auth.login("admin")
     client.post("/grids/new", data={"method": "square", "size": "200", "action": "save"})
     new = session.execute(select(GridLayer).where(GridLayer.id != town["grid"].id)).scalar_one()
     page = client.get("/grids/").get_data(as_text=True)
@@ -628,7 +630,7 @@ def test_report_page_and_activate_button(client, session, factory):
     assert not session.get(GridLayer, town["grid"].id).is_active
 
 
-def test_report_lists_findings_of_broken_stored_grid(client, session, factory):
+def test_report_lists_findings_of_broken_stored_grid(client, auth, session, factory):
     """A stored grid that overlaps (e.g. from before checks existed) shows where, and won't activate."""
     from app.services.grids.cells import store_grid
 
@@ -643,7 +645,7 @@ def test_report_lists_findings_of_broken_stored_grid(client, session, factory):
     )
     grid = store_grid(session, cells, name="旧网格", method="import")
     session.commit()
-    login(client, "admin")
+    auth.login("admin")
     html = client.get(f"/grids/{grid.id}/report").get_data(as_text=True)
     assert "重叠" in html and "532599001001002" in html and "circle_marker" in html
     response = client.post(f"/grids/{grid.id}/activate")
@@ -652,13 +654,13 @@ def test_report_lists_findings_of_broken_stored_grid(client, session, factory):
     assert not session.get(GridLayer, grid.id).is_active
 
 
-def test_demo_grid_pages(demo_client):
+def test_demo_grid_pages(demo_client, demo_auth):
     """The seeded county's grid: its report passes, the assign map and layers list render."""
     from app.extensions import db
     from app.services.grids.cells import active_grid
 
     grid = active_grid(db.session)
-    login(demo_client, "admin", "demo1234")
+    demo_auth.login("admin", "demo1234")
     report = demo_client.get(f"/grids/{grid.id}/report").get_data(as_text=True)
     assert "检查通过" in report and str(grid.cell_count) in report
     assign = demo_client.get(f"/grids/{grid.id}/assign")
@@ -669,8 +671,8 @@ def test_demo_grid_pages(demo_client):
     assert "西门社区" in page  # communities can be chosen as the area to build for
 
 
-def test_demo_block_preview_for_one_community(demo_client):
-    login(demo_client, "admin", "demo1234")
+def test_demo_block_preview_for_one_community(demo_client, demo_auth):
+    demo_auth.login("admin", "demo1234")
     response = demo_client.post(
         "/grids/new", data={"method": "block", "boundary": "西门社区", "action": "preview"}
     )
@@ -717,14 +719,14 @@ def test_grid_without_communities_is_coded_in_provisional_zones_held_by_the_offi
     assert set(grid.params["held"]) == {c.code for c in cells}
 
 
-def test_report_page_shows_zones_and_cells_the_office_holds(client, session, factory):
-    from app.services.grids.admin import make_grid
+def test_report_page_shows_zones_and_cells_the_office_holds(client, auth, session, factory):
+    from app.services.grids.build import make_grid
 
     store_small_town(session)
     factory.user("admin", "admin")
     grid = make_grid(session, "block")
     session.commit()
-    login(client, "admin")
+    auth.login("admin")
     page = client.get(f"/grids/{grid.id}/report")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -744,8 +746,9 @@ def test_rebuild_with_communities_recodes_a_new_version_carrying_units_and_histo
     runner, session, factory
 ):
     from app.models import IssueEvent
-    from app.services.grids.admin import activate, make_grid
+    from app.services.grids.build import make_grid
     from app.services.grids.cells import assign_cells, held_summary
+    from app.services.grids.versions import activate
 
     store_small_town(session)
     shop = factory.unit("县市场监督管理局")

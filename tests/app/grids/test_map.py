@@ -2,7 +2,7 @@
 
 import re
 
-from tests.conftest import east_point, login, west_point
+from tests.factories import east_point, west_point
 
 
 def _town_with_issues(factory):
@@ -22,9 +22,9 @@ def _layers(client, query: str = ""):
     return cells, counts, issues
 
 
-def test_admin_sees_every_cell_coloured_by_density(client, factory):
+def test_admin_sees_every_cell_coloured_by_density(client, auth, factory):
     _town_with_issues(factory)
-    login(client, "admin")
+    auth.login("admin")
     assert client.get("/").status_code == 200
     cells, counts, issues = _layers(client)
     assert len(cells["features"]) == 16
@@ -36,9 +36,9 @@ def test_admin_sees_every_cell_coloured_by_density(client, factory):
         "西区问题0", "西区问题1", "西区问题2", "东区问题"}
 
 
-def test_unit_head_sees_only_own_cells_and_problems(client, factory):
+def test_unit_head_sees_only_own_cells_and_problems(client, auth, factory):
     _town_with_issues(factory)
-    login(client, "east")
+    auth.login("east")
     cells, counts, issues = _layers(client)
     assert len(cells["features"]) == 8
     assert cells["units"] == ["东区单位"]
@@ -51,11 +51,11 @@ def test_unit_head_sees_only_own_cells_and_problems(client, factory):
     assert counts["total"] == 0 and issues["features"] == []
 
 
-def test_counts_follow_filters_and_changes(client, factory, session):
+def test_counts_follow_filters_and_changes(client, auth, factory, session):
     from app.services.issues.intake import transition
 
     town = _town_with_issues(factory)
-    login(client, "admin")
+    auth.login("admin")
     _, counts, _ = _layers(client)
     assert counts["total"] == 4
     # A problem change must show at once: the cached counts are keyed by the newest event.
@@ -68,9 +68,9 @@ def test_counts_follow_filters_and_changes(client, factory, session):
     assert counts["total"] == 1
 
 
-def test_map_layers_are_gzip_compressed_and_cacheable(client, factory):
+def test_map_layers_are_gzip_compressed_and_cacheable(client, auth, factory):
     _town_with_issues(factory)
-    login(client, "admin")
+    auth.login("admin")
     response = client.get("/map/cells.geojson", headers={"Accept-Encoding": "gzip"})
     assert response.headers["Content-Encoding"] == "gzip"
     etag = response.headers["ETag"]
@@ -86,9 +86,9 @@ def test_map_layers_need_login(client):
         assert client.get(url).status_code in (302, 401)
 
 
-def test_map_page_names_no_outside_host(client, factory):
+def test_map_page_names_no_outside_host(client, auth, factory):
     _town_with_issues(factory)
-    login(client, "admin")
+    auth.login("admin")
     html = client.get("/").get_data(as_text=True)
     urls = re.findall(r"""(?:src|href)=["']([^"']+)""", html)
     outside = [u for u in urls if u.startswith(("http:", "https:", "//"))]
@@ -112,28 +112,46 @@ def test_security_headers(client):
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_worker_warm_up_builds_the_county_payload(client, factory):
+def test_worker_warm_up_builds_the_county_payload(client, auth, factory):
     from app.services.grids import map_layers
 
     _town_with_issues(factory)
-    map_layers.warm_caches()
-    assert len(map_layers._CELLS.items) == 1
-    login(client, "leader")  # a county-wide scope: served from the warmed entry
+    map_layers.warm_caches(factory.session)
+    assert len(map_layers._CELLS) == 1
+    auth.login("leader")  # a county-wide scope: served from the warmed entry
     assert len(client.get("/map/cells.geojson").get_json()["features"]) == 16
-    assert len(map_layers._CELLS.items) == 1
+    assert len(map_layers._CELLS) == 1
 
 
-def test_home_page_is_warmed_for_county_wide_roles(app, client, factory):
+def test_home_page_is_warmed_for_county_wide_roles(app, client, auth, factory):
     from app.services.grids import map_layers
     from app.views.main import warm_home_map
 
     town = _town_with_issues(factory)
     with app.test_request_context("/"):
         warm_home_map(town["users"]["admin"])
-    assert len(map_layers._PAGES.items) == 1
-    login(client, "inspector")
+    assert len(map_layers._PAGES) == 1
+    auth.login("inspector")
     assert client.get("/").status_code == 200
-    assert len(map_layers._PAGES.items) == 1  # served from the warmed page
-    login(client, "east")
+    assert len(map_layers._PAGES) == 1  # served from the warmed page
+    auth.login("east")
     assert client.get("/").status_code == 200
-    assert len(map_layers._PAGES.items) == 2  # a unit head's scope is its own page
+    assert len(map_layers._PAGES) == 2  # a unit head's scope is its own page
+
+
+def test_map_builder_imports_no_flask_or_database():
+    """app/maps/ takes plain GeoJSON from the services: no Flask, no SQL, no models."""
+    import ast
+    from pathlib import Path
+
+    maps_dir = Path(__file__).resolve().parents[3] / "app" / "maps"
+    banned = ("flask", "flask_login", "werkzeug", "sqlalchemy", "app.extensions", "app.models",
+              "app.views")
+    bad = []
+    for path in sorted(maps_dir.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            bad += [f"{path.name}:{node.lineno} {n}" for n in names
+                    if any(n == b or n.startswith(b + ".") for b in banned)]
+    assert not bad, bad

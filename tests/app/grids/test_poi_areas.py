@@ -13,7 +13,7 @@ from shapely.geometry import LineString, Point, box
 
 from app.models import Feature
 from app.services.grids.layers import active_layer, import_osm_file, load_layer_gdf, store_layer
-from gis.geocode import Geocoder
+from gis.geocode.geocoder import Geocoder
 from gis.osm import read_osm
 
 AREAS = Path(__file__).parents[2] / "fixtures" / "landmark_areas_town.osm"

@@ -7,12 +7,13 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.models import Issue, IssueEvent
+from app.models import Issue, IssueEvent, today_local
+from app.services.core.errors import ForbiddenError
 from app.services.imports import bulk as bulk_import
-from app.services.imports import importer
+from app.services.imports import sheet as list_import
 from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
 from tests.app.imports.test_importer import HEADERS, csv_bytes, row, workbook_bytes
-from tests.conftest import BASE_LAT, BASE_LON, east_point, west_point
+from tests.factories import BASE_LAT, BASE_LON, east_point, west_point
 
 
 @pytest.fixture()
@@ -116,7 +117,7 @@ def snapshot(session, result) -> dict:
 
 
 def run(session, user, data: bytes, name: str, **options):
-    _, result = importer.import_file(session, user, data, name, **options)
+    _, result = list_import.import_file(session, user, data, name, **options)
     session.flush()
     return result
 
@@ -263,8 +264,6 @@ def test_large_coordinate_lists_take_the_bulk_path_automatically(session, world,
 
 
 def test_unit_heads_may_not_bulk_import(session, world):
-    from app.services.core.errors import ForbiddenError
-
     with pytest.raises(ForbiddenError):
         run(session, world["users"]["west"], workbook_bytes(mixed_rows()), "清单.xlsx", bulk=True)
     assert session.execute(select(func.count(Issue.id))).scalar() == 2
@@ -319,8 +318,6 @@ def test_a_row_with_a_place_but_no_description_is_kept(session, world, bulk):
 
 def test_a_future_found_date_is_refused_alike_on_both_paths(session, world):
     """Regression (#13): 发现时间 2030-01-01 was imported with a deadline in 2030."""
-    from app.models import today_local
-
     admin = world["users"]["admin"]
     w = west_point(0)
     today = today_local()

@@ -1,6 +1,6 @@
 """Imports as feedback batches: the list's units, embedded photos, hostile files.
 
-(app/services/imports/importer.py, bulk_import.py, unit_names.py, routing_units.py)
+(app/services/imports/, tables/unit_names.py, tables/unit_routing.py)
 """
 
 from __future__ import annotations
@@ -8,26 +8,41 @@ from __future__ import annotations
 import io
 import tracemalloc
 import zipfile
-from datetime import datetime
+from datetime import date, datetime
+from pathlib import Path
 
+import numpy as np
 import pytest
 from openpyxl import Workbook
+from openpyxl.drawing.image import Image as XLImage
+from PIL import Image
 from sqlalchemy import func, select
 
-from app.models import Batch, Issue, IssueUnit, Photo, Unit, UnitAlias, today_local
+from app.models import (
+    Batch,
+    Issue,
+    IssueEvent,
+    IssueUnit,
+    Photo,
+    Setting,
+    Unit,
+    UnitAlias,
+    today_local,
+)
+from app.services.core import tabular
 from app.services.core.errors import ValidationError
 from app.services.imports import bulk as bulk_import
-from app.services.imports import importer
+from app.services.imports import sheet as list_import
+from app.services.imports.neighbours import MAX_NEIGHBOURS, find_neighbours, metres, neighbour_pairs
+from app.services.issues.intake import place_manually, reroute
 from app.services.tables.unit_names import match_units
 from tests.app.imports.test_importer import HEADERS, csv_bytes, row, workbook_bytes
-from tests.conftest import login, west_point
+from tests.factories import west_point
 
 
 @pytest.fixture()
 def world(factory, session):
     """The factory town (西区单位 west, 东区单位 east) plus named county units."""
-    from app.models import Setting
-
     town = factory.town()
     town["zhujian"] = factory.unit("县住房和城乡建设局")
     town["zhifa"] = factory.unit("县综合行政执法局")
@@ -40,7 +55,7 @@ def world(factory, session):
 
 
 def run(session, user, data: bytes, name: str, **options):
-    _, result = importer.import_file(session, user, data, name, **options)
+    _, result = list_import.import_file(session, user, data, name, **options)
     session.flush()
     return result
 
@@ -195,8 +210,6 @@ def test_a_batch_without_title_is_named_after_the_file_and_takes_the_rows_source
     headers = [*HEADERS, "来源"]
     rows = [[*r, "省级暗访"] for r in listed_rows()[:2]]
     data = csv_bytes(rows, headers=headers)
-    from datetime import date
-
     result = run(session, admin, data, "11月暗访问题.csv", received_on=date(2026, 11, 20))
     batch = session.get(Batch, result.batch_id)
     assert (batch.name, batch.source, batch.received_on) == (
@@ -207,8 +220,6 @@ def test_a_batch_without_title_is_named_after_the_file_and_takes_the_rows_source
 def test_placing_a_queued_problem_later_still_follows_its_list_and_reroute_is_manual(
     session, world
 ):
-    from app.services.issues.intake import place_manually, reroute
-
     admin = world["users"]["admin"]
     data = workbook_bytes([row(1, "只有地点", address="某某巷口", unit="东区单位")])
     result = run(session, admin, data, "清单.xlsx")
@@ -229,16 +240,12 @@ def test_placing_a_queued_problem_later_still_follows_its_list_and_reroute_is_ma
 
 
 def _png(colour: tuple[int, int, int]) -> bytes:
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.new("RGB", (40, 30), colour).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
 def workbook_with_pictures() -> bytes:
-    from openpyxl.drawing.image import Image as XLImage
-
     wb = Workbook()
     ws = wb.active
     ws.append(["问题清单"])
@@ -256,12 +263,9 @@ def workbook_with_pictures() -> bytes:
 
 @pytest.mark.parametrize("bulk", [False, True], ids=["per-row", "bulk"])
 def test_pictures_in_the_rows_become_before_photos(session, world, app, bulk):
-    from pathlib import Path
-
-    from PIL import Image
-
     admin = world["users"]["admin"]
-    result = run(session, admin, workbook_with_pictures(), "带图清单.xlsx", bulk=bulk)
+    result = run(session, admin, workbook_with_pictures(), "带图清单.xlsx", bulk=bulk,
+                 photo_dir=Path(app.config["PHOTO_DIR"]))
     assert result.photos == 2 and result.photo_errors == []
     photos = session.execute(
         select(Issue.description, Photo).join(Photo, Photo.issue_id == Issue.id)
@@ -297,20 +301,16 @@ def test_a_zip_bomb_workbook_is_refused_before_it_is_parsed(session, world):
     big = _with_member(good, "xl/media/padding.bin", bytes(61 * 1024 * 1024))
     assert len(big) < 1024 * 1024
     with pytest.raises(ValidationError, match="解压后约 61 MB，超过上限 60 MB"):
-        importer.load_sheet(big, "炸弹.xlsx")
+        tabular.load_sheet(big, "炸弹.xlsx")
     # 5 MB of zeros: under the size limit, but a ratio no real workbook has.
     dense = _with_member(good, "xl/media/padding.bin", bytes(5 * 1024 * 1024))
     with pytest.raises(ValidationError, match="压缩比异常"):
-        importer.load_sheet(dense, "炸弹.xlsx")
+        tabular.load_sheet(dense, "炸弹.xlsx")
     # The real workbook itself passes.
-    assert len(importer.load_sheet(good, "清单.xlsx").rows) == 6
+    assert len(tabular.load_sheet(good, "清单.xlsx").rows) == 6
 
 
 def test_twenty_thousand_rows_at_one_point_stay_in_bounded_memory(session, world):
-    import numpy as np
-
-    from app.models import IssueEvent
-
     admin = world["users"]["admin"]
     lon, lat = west_point(0)
     n = 20_000
@@ -331,14 +331,14 @@ def test_twenty_thousand_rows_at_one_point_stay_in_bounded_memory(session, world
     )
     assert "possible_duplicates" not in first
     assert second["possible_duplicates"] == [result.issue_ids[0]]
-    assert last["possible_duplicates"] == result.issue_ids[: bulk_import.MAX_NEIGHBOURS]
+    assert last["possible_duplicates"] == result.issue_ids[: MAX_NEIGHBOURS]
     # The duplicate search of the next 20,000 rows at that point, against the 20,000 now
     # stored and each other: all pairs would be 600 million (the old search: ~20 GB).
     cat = np.full(n, world["category"].id, dtype=np.int64)
     found_at = [datetime(2026, 10, 28)] * n
     tracemalloc.start()
     try:
-        dups, recur = bulk_import._find_neighbours(
+        dups, recur = find_neighbours(
             session, np.full(n, lon), np.full(n, lat), cat, found_at
         )
         _, peak = tracemalloc.get_traced_memory()
@@ -346,28 +346,24 @@ def test_twenty_thousand_rows_at_one_point_stay_in_bounded_memory(session, world
         tracemalloc.stop()
     assert peak < 200 * 1024 * 1024, f"peak {peak / 2**20:.0f} MB"
     assert len(dups) == n and recur == {}
-    assert all(len(v) == bulk_import.MAX_NEIGHBOURS for v in dups.values())
-    assert dups[n - 1].tolist() == result.issue_ids[: bulk_import.MAX_NEIGHBOURS]
+    assert all(len(v) == MAX_NEIGHBOURS for v in dups.values())
+    assert dups[n - 1].tolist() == result.issue_ids[: MAX_NEIGHBOURS]
 
 
 def test_neighbour_search_is_exact_on_spread_points():
     """The capped sweep finds every pair a brute-force search finds when few are near."""
-    import numpy as np
-
-    from app.services.imports.bulk import _metres, _neighbour_pairs
-
     rng = np.random.default_rng(7)
     n = 3_000
     lon = 103.5 + rng.random(n) * 0.01
     lat = 22.8 + rng.random(n) * 0.01
     group = rng.integers(1, 4, n)
-    qi, ci = _neighbour_pairs(lon, lat, group, lon, lat, group, radius_m=30.0,
-                              earlier_only=True)
+    qi, ci = neighbour_pairs(lon, lat, group, lon, lat, group, radius_m=30.0,
+                             earlier_only=True)
     got = set(zip(qi.tolist(), ci.tolist(), strict=True))
     want = set()
     for i in range(n):
         j = np.arange(i)
-        near = (group[j] == group[i]) & (_metres(lon[i], lat[i], lon[j], lat[j]) <= 30.0)
+        near = (group[j] == group[i]) & (metres(lon[i], lat[i], lon[j], lat[j]) <= 30.0)
         want |= {(i, int(k)) for k in j[near]}
     assert want and got == want
 
@@ -392,10 +388,10 @@ def test_clean_text_on_the_way_in(session, world):
 # ---- the doors: web form, result page, CLI, alias page ----------------------------------
 
 
-def test_web_import_shows_the_routing_counts_and_the_batch(session, world, client, app,
+def test_web_import_shows_the_routing_counts_and_the_batch(session, world, client, auth, app,
                                                            tmp_path):
     app.config["IMPORT_UPLOAD_DIR"] = str(tmp_path / "uploads")
-    login(client, "admin")
+    auth.login("admin")
     data = workbook_bytes(listed_rows(), title="云岭县州级交叉检查反馈问题清单")
     response = client.post(
         "/issues/import/", data={"file": (io.BytesIO(data), "清单.xlsx")},
@@ -436,7 +432,7 @@ def test_cli_prints_the_batch_and_dispatch_option(session, world, runner, tmp_pa
 
 
 def test_cli_dispatch_on_import(session, world, runner, tmp_path):
-    pytest.importorskip("app.services.batches.batches")
+    pytest.importorskip("app.services.batches.dispatch")
     path = tmp_path / "清单.xlsx"
     path.write_bytes(workbook_bytes(listed_rows()))
     out = runner.invoke(args=["import-issues", str(path), "--dispatch"])
@@ -446,8 +442,8 @@ def test_cli_dispatch_on_import(session, world, runner, tmp_path):
     assert "dispatched" in statuses
 
 
-def test_unit_alias_page_edits_and_uploads_with_row_numbers(session, world, client):
-    login(client, "admin")
+def test_unit_alias_page_edits_and_uploads_with_row_numbers(session, world, client, auth):
+    auth.login("admin")
     assert client.get("/admin/tables/unit-aliases/").status_code == 200
     response = client.post("/admin/tables/unit-aliases/", data={"alias": "县环卫站",
                                                                 "unit": "东区单位"})
@@ -480,8 +476,8 @@ def test_unit_alias_page_edits_and_uploads_with_row_numbers(session, world, clie
     assert client.post("/admin/tables/unit-aliases/delete",
                        data={"alias_id": alias_id}).status_code == 302
     assert match_units(session, "县建设局").lead is None
-    client.post("/logout")
-    login(client, "west")
+    auth.logout()
+    auth.login("west")
     assert client.get("/admin/tables/unit-aliases/").status_code == 403
 
 
@@ -495,10 +491,10 @@ def test_co_units_are_stored_on_the_bulk_path(session, world):
     assert [name for _, name in co] == ["西区单位"]
 
 
-def test_web_dispatch_on_import(session, world, client, app, tmp_path):
-    pytest.importorskip("app.services.batches.batches")
+def test_web_dispatch_on_import(session, world, client, auth, app, tmp_path):
+    pytest.importorskip("app.services.batches.dispatch")
     app.config["IMPORT_UPLOAD_DIR"] = str(tmp_path / "uploads")
-    login(client, "admin")
+    auth.login("admin")
     data = workbook_bytes(listed_rows())
     response = client.post(
         "/issues/import/", data={"file": (io.BytesIO(data), "清单.xlsx")},
@@ -525,10 +521,10 @@ def test_web_dispatch_on_import(session, world, client, app, tmp_path):
     "alias_id", ["99999999999999999999", "2147483648", "-1", "abc", "1e3", "０"]
 )
 def test_unit_alias_edit_and_delete_with_an_impossible_id_is_404(
-    session, world, client, alias_id
+    session, world, client, auth, alias_id
 ):
     """Regression (#13): a huge alias_id was an OverflowError (500) in the driver."""
-    login(client, "admin")
+    auth.login("admin")
     response = client.post("/admin/tables/unit-aliases/",
                            data={"alias_id": alias_id, "alias": "县环卫站", "unit": "东区单位"})
     assert response.status_code == 404

@@ -1,4 +1,4 @@
-"""Spreadsheet import of inspection feedback lists (app/services/imports/importer.py and its doors)."""
+"""Spreadsheet import of inspection feedback lists (app/services/imports/ and its doors)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,26 @@ from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
+from pyproj import Geod
+from shapely.geometry import Point
+from shapely.ops import transform
 from sqlalchemy import func, select
 
-from app.models import Issue, IssueEvent
-from app.services.core.errors import ValidationError
-from app.services.imports import importer
-from tests.conftest import east_point, login, west_point
+from app.extensions import db
+from app.models import Batch, Issue, IssueEvent, Unit
+from app.services.core import tabular
+from app.services.core.errors import ForbiddenError, ValidationError
+from app.services.grids.cells import locate_cell
+from app.services.imports import sheet as list_import
+from app.services.imports.rows import WORKBOOK_HEADER, row_ref
+from app.services.tables.workdays import seed_calendar
+from gis.crs import transformer, utm_crs_for, wgs84_to_gcj02
+from tests.factories import east_point, west_point
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO_WORKBOOK = ROOT / "layers" / "demo" / "州级交叉检查反馈问题清单.xlsx"
 TRUTH = ROOT / "tests" / "fixtures" / "demo_workbook_truth.csv"
-HEADERS = [
-    "序号",
-    "问题描述",
-    "问题地点",
-    "问题类别",
-    "责任单位",
-    "发现时间",
-    "整改时限",
-    "经度",
-    "纬度",
-    "备注",
-]
+HEADERS = list(WORKBOOK_HEADER)
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -125,8 +123,6 @@ def good_rows(n: int = 3) -> list[list]:
 
 
 def test_messy_workbook_is_read_and_imported(session, town, tmp_path, runner):
-    from gis.crs import wgs84_to_gcj02
-
     wlon, wlat = west_point(2)
     glon, glat = (float(v) for v in wgs84_to_gcj02(wlon, wlat))
     elon, elat = east_point(1)
@@ -206,11 +202,11 @@ def test_messy_workbook_is_read_and_imported(session, town, tmp_path, runner):
         subtitle="检查时间: 2026年10月",
         merges=("D6:D7",),
     )
-    sheet = importer.load_sheet(data, "清单.xlsx")
+    sheet = tabular.load_sheet(data, "清单.xlsx")
     assert sheet.header_row == 3
     assert sheet.mapping["description"] == 1 and sheet.mapping["lon"] == 7
     assert sheet.unmapped == ["检查人"]
-    records = importer.read_table(data, "清单.xlsx")
+    records = tabular.read_table(data, "清单.xlsx")
     assert [r["_row"] for r in records] == [4, 6, 7, 8]
     # The vertically merged 类别 cell (D6:D7) reaches the row below it.
     assert records[2]["category"] == "0302"
@@ -245,10 +241,10 @@ def test_messy_workbook_is_read_and_imported(session, town, tmp_path, runner):
 def test_gbk_csv_and_bom_csv_are_read(session, town):
     rows = [row(1, "垃圾桶破损", lon=west_point(0)[0], lat=west_point(0)[1], found="2026/10/28")]
     for encoding in ("gbk", "gb18030", "utf-8-sig", "utf-8"):
-        records = importer.read_table(csv_bytes(rows, encoding=encoding), "清单.csv")
+        records = tabular.read_table(csv_bytes(rows, encoding=encoding), "清单.csv")
         assert records[0]["description"] == "垃圾桶破损", encoding
         assert records[0]["_row"] == 2
-    _, result = importer.import_file(
+    _, result = list_import.import_file(
         session, town["users"]["admin"], csv_bytes(rows, encoding="gbk"), "清单.csv"
     )
     assert (result.imported, result.placed, len(result.rejected)) == (1, 1, 0)
@@ -257,7 +253,7 @@ def test_gbk_csv_and_bom_csv_are_read(session, town):
 def test_preview_reports_mapping_unmapped_and_first_rows(town):
     headers = ["编号", "问题内容", "地址", "分类", "照片", "时间"]
     rows = [[i, f"问题{i}", f"测试路{i}号", "背街小巷", "有", "2026-10-28"] for i in range(1, 15)]
-    view = importer.preview_table(workbook_bytes(rows, headers=headers), "a.xlsx")
+    view = tabular.preview_table(workbook_bytes(rows, headers=headers), "a.xlsx")
     assert view["header_row"] == 2
     assert view["mapping"] == {
         "seq": 0,
@@ -272,12 +268,10 @@ def test_preview_reports_mapping_unmapped_and_first_rows(town):
 
 
 def test_deadline_in_working_days_follows_the_holiday_calendar(session, town):
-    from app.services.tables.workdays import seed_calendar
-
     seed_calendar(session)
     lon, lat = west_point(0)
     data = workbook_bytes([row(1, lon=lon, lat=lat, found="2026-09-30", deadline="3个工作日")])
-    _, result = importer.import_file(session, town["users"]["admin"], data, "a.xlsx")
+    _, result = list_import.import_file(session, town["users"]["admin"], data, "a.xlsx")
     issue = session.get(Issue, result.issue_ids[0])
     # 10-01..10-07 National Day, 10-10 (Saturday) a make-up working day.
     assert issue.deadline == date(2026, 10, 10)
@@ -289,10 +283,10 @@ def test_deadline_in_working_days_follows_the_holiday_calendar(session, town):
 def test_wrong_headers_name_what_is_missing(town):
     data = workbook_bytes([["1", "x", "y"]], headers=["编号", "内容说明", "地方"])
     with pytest.raises(ValidationError, match="问题描述"):
-        importer.load_sheet(data, "bad.xlsx")
+        tabular.load_sheet(data, "bad.xlsx")
     no_place = workbook_bytes([["1", "路面垃圾", "x"]], headers=["序号", "问题描述", "说明"])
     with pytest.raises(ValidationError, match="问题地点"):
-        importer.load_sheet(no_place, "bad.xlsx")
+        tabular.load_sheet(no_place, "bad.xlsx")
 
 
 def test_invalid_files_are_refused(session, town):
@@ -308,13 +302,13 @@ def test_invalid_files_are_refused(session, town):
         (b"", "a.xlsx"),
     ):
         with pytest.raises(ValidationError, match="不是有效的 Excel/CSV 文件"):
-            importer.load_sheet(data, name)
+            tabular.load_sheet(data, name)
     empty = io.BytesIO()
     Workbook().save(empty)
     with pytest.raises(ValidationError, match="没有数据"):
-        importer.load_sheet(empty.getvalue(), "empty.xlsx")
+        tabular.load_sheet(empty.getvalue(), "empty.xlsx")
     with pytest.raises(ValidationError, match="没有问题记录"):
-        importer.import_file(
+        list_import.import_file(
             session, town["users"]["admin"], workbook_bytes([[None] * 10]), "headers_only.xlsx"
         )
 
@@ -404,7 +398,7 @@ def test_cli_refuses_bad_input_with_one_line(town, tmp_path, runner):
 
 def test_same_row_twice_in_one_list_is_imported_once(session, town):
     rows = good_rows(1) * 2
-    _, result = importer.import_file(
+    _, result = list_import.import_file(
         session, town["users"]["admin"], workbook_bytes(rows), "a.xlsx"
     )
     assert (result.imported, result.skipped) == (1, 1)
@@ -412,10 +406,8 @@ def test_same_row_twice_in_one_list_is_imported_once(session, town):
 
 
 def test_unit_head_may_not_import_through_the_service(session, town):
-    from app.services.core.errors import ForbiddenError
-
     with pytest.raises(ForbiddenError):
-        importer.import_file(session, town["users"]["west"], workbook_bytes(good_rows(1)), "a.xlsx")
+        list_import.import_file(session, town["users"]["west"], workbook_bytes(good_rows(1)), "a.xlsx")
     assert counts(session)[0] == 0
 
 
@@ -436,8 +428,10 @@ def mapping_form(view_mapping: dict[str, int], **extra) -> dict:
     return form
 
 
-def test_web_upload_preview_import_result_and_rejected_download(session, town, client, upload_dir):
-    login(client, "admin")
+def test_web_upload_preview_import_result_and_rejected_download(
+    session, town, client, auth, upload_dir
+):
+    auth.login("admin")
     assert client.get("/issues/import/").status_code == 200
     rows = [*good_rows(2), row(3, lon="x", lat="y")]
     response = upload(client, workbook_bytes(rows), "我的清单.xlsx")
@@ -450,7 +444,7 @@ def test_web_upload_preview_import_result_and_rejected_download(session, town, c
     text = page.get_data(as_text=True)
     assert "问题描述" in text and "第1处路面垃圾" in text and 'name="col_1"' in text
 
-    mapping = importer.load_sheet(workbook_bytes(rows), "x.xlsx").mapping
+    mapping = tabular.load_sheet(workbook_bytes(rows), "x.xlsx").mapping
     # Default all-or-nothing: nothing imported, the file is kept for a second try.
     response = client.post(f"/issues/import/{token}", data=mapping_form(mapping))
     assert response.status_code == 302
@@ -477,8 +471,8 @@ def test_web_upload_preview_import_result_and_rejected_download(session, town, c
     assert ws.cell(row=2, column=1).value == 5 and "经度" in ws.cell(row=2, column=12).value
 
 
-def test_web_mapping_can_be_changed_and_is_checked(session, town, client, upload_dir):
-    login(client, "admin")
+def test_web_mapping_can_be_changed_and_is_checked(session, town, client, auth, upload_dir):
+    auth.login("admin")
     headers = ["序号", "情况说明", "问题地点", "经度", "纬度"]
     lon, lat = west_point(0)
     data = workbook_bytes([[1, "路面垃圾", "测试路", lon, lat]], headers=headers)
@@ -509,8 +503,8 @@ def test_web_mapping_can_be_changed_and_is_checked(session, town, client, upload
     assert issue.description == "路面垃圾" and issue.unit_id == town["west"].id
 
 
-def test_web_refuses_invalid_and_oversized_files(session, town, client, app, upload_dir):
-    login(client, "admin")
+def test_web_refuses_invalid_and_oversized_files(session, town, client, auth, app, upload_dir):
+    auth.login("admin")
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
     response = upload(client, png, "清单.xlsx")
     assert response.status_code == 400
@@ -523,30 +517,30 @@ def test_web_refuses_invalid_and_oversized_files(session, town, client, app, upl
 
 
 def test_import_pages_are_closed_to_unit_heads_and_leaders(
-    session, town, client, factory, upload_dir
+    session, town, client, auth, factory, upload_dir
 ):
-    login(client, "admin")
+    auth.login("admin")
     token = upload(client, workbook_bytes(good_rows(1)), "a.xlsx").headers["Location"]
     token = token.split("/")[-1]
-    client.post("/logout")
+    auth.logout()
     for username in ("west", "leader"):
-        login(client, username)
+        auth.login(username)
         assert client.get("/issues/import/").status_code == 403
         assert upload(client, workbook_bytes(good_rows(1)), "a.xlsx").status_code == 403
         assert client.get(f"/issues/import/{token}").status_code == 403
         assert (
             client.post(f"/issues/import/{token}", data={"col_1": "description"}).status_code == 403
         )
-        client.post("/logout")
+        auth.logout()
     assert counts(session)[0] == 0
     # Another admin cannot see someone else's pending import (its existence is hidden).
     factory.user("admin2", "admin")
     session.commit()
-    login(client, "admin2")
+    auth.login("admin2")
     assert client.get(f"/issues/import/{token}").status_code == 404
     assert client.get("/issues/import/../../etc/passwd").status_code == 404
     assert client.get(f"/issues/import/{'0' * 32}").status_code == 404
-    client.post("/logout")
+    auth.logout()
     assert client.get("/issues/import/").status_code == 302  # login required
 
 
@@ -554,8 +548,6 @@ def test_import_pages_are_closed_to_unit_heads_and_leaders(
 
 
 def test_demo_workbook_imports_completely_and_lands_in_the_true_cells(demo_app):
-    from app.extensions import db
-
     with demo_app.app_context():
         session = db.session
         try:
@@ -566,19 +558,17 @@ def test_demo_workbook_imports_completely_and_lands_in_the_true_cells(demo_app):
 
 
 def _check_demo_workbook(session) -> None:
-    from app.services.grids.cells import locate_cell
-
     seeded = session.execute(
         select(func.count(Issue.id)).where(Issue.external_ref.like("import:%"))
     ).scalar()
     if seeded == 0:
-        result = importer.import_demo_workbook(session, DEMO_WORKBOOK)
+        result = list_import.import_demo_workbook(session, DEMO_WORKBOOK)
         assert len(result.rejected) == 0, result.rejected[:5]
         assert result.imported == result.placed + result.queued
         assert result.imported + len(result.rejected) + result.skipped == 126
-        again = importer.import_demo_workbook(session, DEMO_WORKBOOK)
+        again = list_import.import_demo_workbook(session, DEMO_WORKBOOK)
         assert (again.imported, again.skipped) == (0, 126)
-    records = {str(r["seq"]): r for r in importer.read_table(DEMO_WORKBOOK)}
+    records = {str(r["seq"]): r for r in tabular.read_table(DEMO_WORKBOOK)}
     issues = {
         i.external_ref: i
         for i in session.execute(select(Issue).where(Issue.external_ref.like("import:%"))).scalars()
@@ -590,8 +580,8 @@ def _check_demo_workbook(session) -> None:
     same, near_edge, misses = 0, 0, []
     for item in truth:
         record = records[item["seq"]]
-        found = importer.parse_date(record["found_at"], field_name="发现时间")
-        issue = issues[importer.row_ref(record, found)]
+        found = tabular.parse_date(record["found_at"], field_name="发现时间")
+        issue = issues[row_ref(record, found)]
         assert issue.source == "州级交叉检查"
         if not item["lon"]:
             # A paperwork problem with no place ("县城区域内"): right when it is queued.
@@ -626,17 +616,15 @@ def _check_demo_workbook(session) -> None:
 def _check_demo_units(session, records: dict, issues: dict) -> None:
     """The 106 rows naming a unit go to that unit (issue #12: 51 went elsewhere), in one
     batch numbered by the list's 序号; the others are routed by category or cell."""
-    from app.models import Batch, Unit
-
     units = {u.id: u.name for u in session.execute(select(Unit)).scalars()}
     named = followed = 0
     batches = set()
     for record in records.values():
-        found = importer.parse_date(record["found_at"], field_name="发现时间")
-        issue = issues[importer.row_ref(record, found)]
+        found = tabular.parse_date(record["found_at"], field_name="发现时间")
+        issue = issues[row_ref(record, found)]
         batches.add(issue.batch_id)
         assert issue.batch_seq == str(record["seq"])
-        listed = importer._text(record.get("unit"))
+        listed = tabular.cell_text(record.get("unit"))
         if listed:
             named += 1
             followed += units.get(issue.unit_id) == listed and issue.unit_source == "list"
@@ -652,17 +640,10 @@ def _check_demo_units(session, records: dict, issues: dict) -> None:
 
 
 def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    from pyproj import Geod
-
     return abs(Geod(ellps="WGS84").inv(lon1, lat1, lon2, lat2)[2])
 
 
 def _on_cell_edge(cell, lon: float, lat: float, *, tolerance_m: float = 1.0) -> bool:
-    from shapely.geometry import Point
-    from shapely.ops import transform
-
-    from gis.crs import transformer, utm_crs_for
-
     to_utm = transformer(4326, utm_crs_for(lon, lat)).transform
     return (
         transform(to_utm, cell.shape).exterior.distance(transform(to_utm, Point(lon, lat)))
@@ -687,9 +668,9 @@ def test_formula_cells_without_a_value_keep_their_text(session, town, bulk):
             lon=w[0], lat=w[1] - 0.002),
     ]
     data = workbook_bytes(rows)
-    sheet = importer.load_sheet(data, "清单.xlsx")
+    sheet = tabular.load_sheet(data, "清单.xlsx")
     assert sheet.rows[0][1][1] == "垃圾桶满溢"  # the reader itself keeps the text
-    _, result = importer.import_file(session, town["users"]["admin"], data, "清单.xlsx",
+    _, result = list_import.import_file(session, town["users"]["admin"], data, "清单.xlsx",
                                      bulk=bulk)
     assert result.rejected == [] and result.imported == 3
     got = dict(session.execute(

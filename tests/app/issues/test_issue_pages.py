@@ -11,8 +11,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from app.models import Issue, IssueEvent, Photo
-from tests.app._issue_helpers import jpeg_bytes, photo_files, upload
-from tests.conftest import east_point, login, west_point
+from tests.factories import east_point, jpeg_bytes, photo_files, upload, west_point
 
 
 @pytest.fixture(autouse=True)
@@ -57,8 +56,8 @@ def test_list_requires_login(client, town):
     assert "/login" in response.headers["Location"]
 
 
-def test_admin_list_shows_all_newest_first_with_columns(client, town):
-    login(client, "admin")
+def test_admin_list_shows_all_newest_first_with_columns(client, auth, town):
+    auth.login("admin")
     html = _rows(client)
     for header in (
         "编号",
@@ -77,8 +76,8 @@ def test_admin_list_shows_all_newest_first_with_columns(client, town):
     assert "共 <b>3</b> 条" in html
 
 
-def test_unit_head_list_has_only_own_unit(client, town):
-    login(client, "west")
+def test_unit_head_list_has_only_own_unit(client, auth, town):
+    auth.login("west")
     html = _rows(client)
     assert "西区垃圾一" in html and "西区垃圾二" in html
     assert "东区垃圾一" not in html
@@ -87,8 +86,8 @@ def test_unit_head_list_has_only_own_unit(client, town):
     assert "东区垃圾一" not in html and "共 <b>0</b> 条" in html
 
 
-def test_list_filters(client, town, session):
-    login(client, "admin")
+def test_list_filters(client, auth, town, session):
+    auth.login("admin")
     assert "东区垃圾一" not in _rows(client, f"?unit={town['west'].id}")
     html = _rows(client, "?source=州级交叉检查")
     assert "西区垃圾二" in html and "西区垃圾一" not in html
@@ -116,8 +115,8 @@ def test_list_filters(client, town, session):
     assert "共 <b>2</b> 条" in _rows(client, f"?from={today}")
 
 
-def test_list_bad_filters_are_named(client, town):
-    login(client, "admin")
+def test_list_bad_filters_are_named(client, auth, town):
+    auth.login("admin")
     response = client.get("/issues/?from=2024-13-40")
     assert response.status_code == 400
     assert "开始日期" in response.get_data(as_text=True)
@@ -127,7 +126,7 @@ def test_list_bad_filters_are_named(client, town):
     assert response.status_code == 400
 
 
-def test_list_paginates(client, factory, session):
+def test_list_paginates(client, auth, factory, session):
     town = factory.town()
     inspector = town["users"]["inspector"]
     # Same place, so the duplicate check is switched off: 55 separate problems.
@@ -146,7 +145,7 @@ def test_list_paginates(client, factory, session):
             check_duplicates=False,
         )
     session.commit()
-    login(client, "admin")
+    auth.login("admin")
     first = _rows(client)
     assert "第 1 / 2 页" in first and "问题第54号" in first and "问题第04号" not in first
     second = _rows(client, "?page=2")
@@ -154,8 +153,8 @@ def test_list_paginates(client, factory, session):
     assert "下一页" in first and "上一页" in second
 
 
-def test_map_link_keeps_filters(client, town):
-    login(client, "admin")
+def test_map_link_keeps_filters(client, auth, town):
+    auth.login("admin")
     html = _rows(client, f"?status=open&unit={town['west'].id}&overdue=1")
     assert f'href="/?status=open&amp;unit={town["west"].id}&amp;overdue=1"' in html
 
@@ -172,8 +171,8 @@ def _export(client, query: str = "") -> list[tuple]:
     return list(ws.iter_rows(values_only=True))
 
 
-def test_export_has_exactly_filtered_rows(client, town):
-    login(client, "admin")
+def test_export_has_exactly_filtered_rows(client, auth, town):
+    auth.login("admin")
     rows = _export(client)
     assert rows[0][:2] == ("编号", "状态")
     assert {r[0] for r in rows[1:]} == {town["w1"].id, town["w2"].id, town["e1"].id}
@@ -183,8 +182,8 @@ def test_export_has_exactly_filtered_rows(client, town):
     assert row[1] == "已上报" and row[3] == "背街小巷" and row[9] == "西区单位"
 
 
-def test_unit_head_export_has_no_other_unit_rows(client, town):
-    login(client, "east")
+def test_unit_head_export_has_no_other_unit_rows(client, auth, town):
+    auth.login("east")
     rows = _export(client)
     assert [r[0] for r in rows[1:]] == [town["e1"].id]
     assert all(r[9] == "东区单位" for r in rows[1:])
@@ -195,8 +194,8 @@ def test_unit_head_export_has_no_other_unit_rows(client, town):
 # ---- detail ------------------------------------------------------------------------------
 
 
-def test_detail_page_shows_fields_map_and_history(client, town):
-    login(client, "admin")
+def test_detail_page_shows_fields_map_and_history(client, auth, town):
+    auth.login("admin")
     issue = town["w1"]
     html = client.get(f"/issues/{issue.id}").get_data(as_text=True)
     assert "西区垃圾一" in html and issue.cell.code in html and "西区单位" in html
@@ -208,8 +207,8 @@ def test_detail_page_shows_fields_map_and_history(client, town):
     assert "/act/dispatch" in html
 
 
-def test_detail_404_for_other_unit_head(client, town):
-    login(client, "east")
+def test_detail_404_for_other_unit_head(client, auth, town):
+    auth.login("east")
     response = client.get(f"/issues/{town['w1'].id}")
     assert response.status_code == 404
     assert "西区垃圾一" not in response.get_data(as_text=True)
@@ -217,23 +216,23 @@ def test_detail_404_for_other_unit_head(client, town):
     assert client.get(f"/issues/{town['e1'].id}").status_code == 200
 
 
-def test_detail_actions_follow_role_and_status(client, town):
-    login(client, "leader")
+def test_detail_actions_follow_role_and_status(client, auth, town):
+    auth.login("leader")
     html = client.get(f"/issues/{town['w1'].id}").get_data(as_text=True)
     assert "/act/" not in html  # read-only
-    login(client, "west")
+    auth.login("west")
     html = client.get(f"/issues/{town['w1'].id}").get_data(as_text=True)
     assert "/act/dispatch" not in html and "/act/start" not in html  # not dispatched yet
-    login(client, "inspector")
+    auth.login("inspector")
     html = client.get(f"/issues/{town['w1'].id}").get_data(as_text=True)
     assert "/act/dispatch" not in html and "/act/reject" in html
 
 
-def test_detail_shows_possible_duplicates_and_recurrence(client, town, factory, session):
+def test_detail_shows_possible_duplicates_and_recurrence(client, auth, town, factory, session):
     inspector = town["users"]["inspector"]
     lon, lat = west_point(0)
     dup = factory.issue(inspector, lon=lon + 0.00005, lat=lat, description="又一处垃圾")
-    login(client, "admin")
+    auth.login("admin")
     html = client.get(f"/issues/{dup.id}").get_data(as_text=True)
     assert "可能重复" in html and f"/issues/{town['w1'].id}" in html
     # Close the east problem, then report the same category at the same place: 反弹.
@@ -256,8 +255,8 @@ def test_detail_shows_possible_duplicates_and_recurrence(client, town, factory, 
 # ---- report form -------------------------------------------------------------------------
 
 
-def test_new_form_renders_grouped_categories_and_camera_input(client, town):
-    login(client, "inspector")
+def test_new_form_renders_grouped_categories_and_camera_input(client, auth, town):
+    auth.login("inspector")
     html = client.get("/issues/new").get_data(as_text=True)
     assert '<optgroup label="03 市容环境卫生">' in html
     assert 'capture="environment"' in html and 'accept="image/*"' in html
@@ -267,13 +266,13 @@ def test_new_form_renders_grouped_categories_and_camera_input(client, town):
     assert "https://" not in html
 
 
-def test_leader_may_not_report(client, town):
-    login(client, "leader")
+def test_leader_may_not_report(client, auth, town):
+    auth.login("leader")
     assert client.get("/issues/new").status_code == 403
 
 
-def test_report_with_point_creates_issue_and_redirects(client, town, session):
-    login(client, "inspector")
+def test_report_with_point_creates_issue_and_redirects(client, auth, town, session):
+    auth.login("inspector")
     lon, lat = west_point(5)
     response = client.post(
         "/issues/new",
@@ -298,10 +297,10 @@ def test_report_with_point_creates_issue_and_redirects(client, town, session):
     assert issue.photos[0].event_id == issue.events[0].id
 
 
-def test_report_gcj02_point_is_converted(client, town, session):
+def test_report_gcj02_point_is_converted(client, auth, town, session):
     from gis.crs import wgs84_to_gcj02
 
-    login(client, "inspector")
+    auth.login("inspector")
     lon, lat = west_point(2)
     glon, glat = wgs84_to_gcj02(lon, lat)
     response = client.post(
@@ -319,8 +318,8 @@ def test_report_gcj02_point_is_converted(client, town, session):
     assert issue.lon == pytest.approx(lon, abs=2e-6) and issue.lat == pytest.approx(lat, abs=2e-6)
 
 
-def test_report_places_by_photo_gps_when_no_point_or_address(client, town, session):
-    login(client, "inspector")
+def test_report_places_by_photo_gps_when_no_point_or_address(client, auth, town, session):
+    auth.login("inspector")
     lon, lat = east_point(0)
     response = client.post(
         "/issues/new",
@@ -338,8 +337,10 @@ def test_report_places_by_photo_gps_when_no_point_or_address(client, town, sessi
     assert issue.unit.name == "东区单位" and not issue.needs_placement
 
 
-def test_report_point_in_another_province_is_refused_and_nothing_stored(client, town, session, app):
-    login(client, "inspector")
+def test_report_point_in_another_province_is_refused_and_nothing_stored(
+    client, auth, town, session, app
+):
+    auth.login("inspector")
     before = session.execute(select(func.count()).select_from(Issue)).scalar_one()
     files_before = photo_files(app.config["PHOTO_DIR"])
     response = client.post(
@@ -364,8 +365,8 @@ def test_report_point_in_another_province_is_refused_and_nothing_stored(client, 
     assert photo_files(app.config["PHOTO_DIR"]) == files_before
 
 
-def test_report_missing_description_is_named(client, town, session):
-    login(client, "inspector")
+def test_report_missing_description_is_named(client, auth, town, session):
+    auth.login("inspector")
     response = client.post("/issues/new", data={"category": "0302", "description": " "})
     assert response.status_code == 400
     assert "问题描述" in response.get_data(as_text=True)
@@ -376,10 +377,10 @@ def test_report_missing_description_is_named(client, town, session):
     assert response.status_code == 400 and "坐标系" in response.get_data(as_text=True)
 
 
-def test_unit_head_cannot_file_against_another_units_cell(client, town, session):
+def test_unit_head_cannot_file_against_another_units_cell(client, auth, town, session):
     """A unit head reports only as 自查 inside their own cells (the ranking is at stake);
     the refusal does not name the cell's owner."""
-    login(client, "west")
+    auth.login("west")
     lon, lat = east_point(2)
     response = client.post(
         "/issues/new",
@@ -397,8 +398,8 @@ def test_unit_head_cannot_file_against_another_units_cell(client, town, session)
     ).scalar_one_or_none() is None
 
 
-def test_report_without_place_is_queued_not_dropped(client, town, session):
-    login(client, "inspector")
+def test_report_without_place_is_queued_not_dropped(client, auth, town, session):
+    auth.login("inspector")
     response = client.post("/issues/new", data={"category": "0302", "description": "无位置问题"})
     assert response.status_code == 302
     issue = session.execute(select(Issue).where(Issue.description == "无位置问题")).scalar_one()
@@ -422,31 +423,31 @@ def _queued(session, inspector, *, candidates=None):
     return issue
 
 
-def test_queue_lists_needs_placement_with_candidates(client, town, session):
+def test_queue_lists_needs_placement_with_candidates(client, auth, town, session):
     lon, lat = east_point(3)
     issue = _queued(
         session,
         town["users"]["inspector"],
         candidates=[{"name": "东街", "kind": "road", "lon": lon, "lat": lat, "score": 0.4}],
     )
-    login(client, "inspector")
+    auth.login("inspector")
     html = client.get("/issues/queue").get_data(as_text=True)
     assert "地址不清的问题" in html and "某某巷子里" in html and "东街" in html
     assert f"/issues/{issue.id}/place" in html
     assert "西区垃圾一" not in html  # placed problems are not queued
 
 
-def test_queue_is_for_placers_only(client, town):
-    login(client, "west")
+def test_queue_is_for_placers_only(client, auth, town):
+    auth.login("west")
     assert client.get("/issues/queue").status_code == 403
-    login(client, "leader")
+    auth.login("leader")
     assert client.get("/issues/queue").status_code == 403
 
 
-def test_place_manually_from_queue(client, town, session):
+def test_place_manually_from_queue(client, auth, town, session):
     issue = _queued(session, town["users"]["inspector"])
     lon, lat = east_point(3)
-    login(client, "inspector")
+    auth.login("inspector")
     response = client.post(
         f"/issues/{issue.id}/place",
         data={"lon": f"{lon}", "lat": f"{lat}", "version": issue.version, "next": "queue"},
@@ -468,9 +469,9 @@ def test_place_manually_from_queue(client, town, session):
     assert response.status_code == 409
 
 
-def test_place_outside_county_or_stale_is_refused(client, town, session):
+def test_place_outside_county_or_stale_is_refused(client, auth, town, session):
     issue = _queued(session, town["users"]["inspector"])
-    login(client, "inspector")
+    auth.login("inspector")
     response = client.post(
         f"/issues/{issue.id}/place", data={"lon": "116.4", "lat": "39.9", "version": issue.version}
     )
@@ -489,8 +490,8 @@ def test_place_outside_county_or_stale_is_refused(client, town, session):
 # ---- the whole demo county ---------------------------------------------------------------
 
 
-def test_demo_county_pages_render(demo_client):
-    login(demo_client, "admin", "demo1234")
+def test_demo_county_pages_render(demo_client, demo_auth):
+    demo_auth.login("admin", "demo1234")
     html = demo_client.get("/issues/").get_data(as_text=True)
     assert "问题清单" in html
     ids = [int(x) for x in re.findall(r'href="/issues/(\d+)"', html)][:5]

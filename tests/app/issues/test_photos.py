@@ -10,11 +10,19 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from app.config import current_settings
 from app.models import Issue, Photo
 from app.services.core.errors import ValidationError
 from app.services.issues import photos as photo_service
-from tests.app._issue_helpers import bomb_png, jpeg_bytes, photo_files, png_bytes, upload
-from tests.conftest import east_point, login, west_point
+from tests.factories import (
+    bomb_png,
+    east_point,
+    jpeg_bytes,
+    photo_files,
+    png_bytes,
+    upload,
+    west_point,
+)
 
 
 @lru_cache(maxsize=1)
@@ -52,10 +60,10 @@ def _count(session, model) -> int:
     return session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-def test_jpeg_exif_is_kept_privately_and_stripped_when_served(client, town, session, app):
+def test_jpeg_exif_is_kept_privately_and_stripped_when_served(client, auth, town, session, app):
     lon, lat = west_point(1)
     original = jpeg_bytes(gps=(lon, lat), size=(800, 600))
-    login(client, "inspector")
+    auth.login("inspector")
     response = _report(
         client, "带GPS的照片", [upload(original, "IMG_0001.jpg")], lon=f"{lon}", lat=f"{lat}"
     )
@@ -92,8 +100,8 @@ def test_jpeg_exif_is_kept_privately_and_stripped_when_served(client, town, sess
     assert "TestPhone" not in html
 
 
-def test_png_is_stored_as_png(client, town, session):
-    login(client, "inspector")
+def test_png_is_stored_as_png(client, auth, town, session):
+    auth.login("inspector")
     lon, lat = west_point(2)
     assert (
         _report(
@@ -107,8 +115,8 @@ def test_png_is_stored_as_png(client, town, session):
     assert served.mimetype == "image/png" and served.data.startswith(b"\x89PNG")
 
 
-def test_text_file_renamed_jpg_is_refused_and_nothing_left(client, town, session, app):
-    login(client, "inspector")
+def test_text_file_renamed_jpg_is_refused_and_nothing_left(client, auth, town, session, app):
+    auth.login("inspector")
     lon, lat = west_point(1)
     issues_before = _count(session, Issue)
     response = _report(
@@ -125,8 +133,8 @@ def test_text_file_renamed_jpg_is_refused_and_nothing_left(client, town, session
     assert photo_files(app.config["PHOTO_DIR"]) == []
 
 
-def test_good_then_bad_photo_leaves_nothing(client, town, session, app):
-    login(client, "inspector")
+def test_good_then_bad_photo_leaves_nothing(client, auth, town, session, app):
+    auth.login("inspector")
     lon, lat = west_point(1)
     response = _report(
         client,
@@ -140,8 +148,8 @@ def test_good_then_bad_photo_leaves_nothing(client, town, session, app):
     assert photo_files(app.config["PHOTO_DIR"]) == []
 
 
-def test_polyglot_jpeg_is_refused(client, town, session, app):
-    login(client, "inspector")
+def test_polyglot_jpeg_is_refused(client, auth, town, session, app):
+    auth.login("inspector")
     lon, lat = west_point(1)
     polyglot = jpeg_bytes() + b"<html><script>alert(document.cookie)</script></html>"
     # Pillow alone would happily decode this: it is a real JPEG with a web page appended.
@@ -160,16 +168,16 @@ def test_png_disguised_as_jpeg_is_stored_by_detected_format(app, town, session):
         town["users"]["admin"],
         town["issue"],
         photo_service.PhotoUpload("looks.jpg", png_bytes()),
-        kind="before",
+        kind="before", settings=current_settings(),
     )
     assert photo.path.endswith(".png")
 
 
-def test_oversized_photo_is_refused(client, town, session, app):
+def test_oversized_photo_is_refused(client, auth, town, session, app):
     app.config["MAX_PHOTO_BYTES"] = 2000
     big = jpeg_bytes(size=(400, 400))
     assert len(big) > 2000
-    login(client, "inspector")
+    auth.login("inspector")
     lon, lat = west_point(1)
     response = _report(client, "大照片", [upload(big, "huge.jpg")], lon=f"{lon}", lat=f"{lat}")
     assert response.status_code == 400
@@ -188,13 +196,13 @@ def test_decompression_bomb_is_refused(app, town, session):
             town["users"]["admin"],
             town["issue"],
             photo_service.PhotoUpload("bomb.png", data),
-            kind="before",
+            kind="before", settings=current_settings(),
         )
     assert photo_files(app.config["PHOTO_DIR"]) == []
 
 
-def test_decompression_bomb_through_the_form(client, town, session, app):
-    login(client, "inspector")
+def test_decompression_bomb_through_the_form(client, auth, town, session, app):
+    auth.login("inspector")
     lon, lat = west_point(1)
     response = _report(client, "炸弹", [upload(_bomb(), "bomb.png")], lon=f"{lon}", lat=f"{lat}")
     assert response.status_code == 400 and "bomb.png" in response.get_data(as_text=True)
@@ -209,7 +217,7 @@ def test_heic_gets_a_clear_message(app, town, session):
             town["users"]["admin"],
             town["issue"],
             photo_service.PhotoUpload("IMG_1.HEIC", heic),
-            kind="before",
+            kind="before", settings=current_settings(),
         )
 
 
@@ -220,7 +228,7 @@ def test_bad_kind_is_refused(app, town, session):
             town["users"]["admin"],
             town["issue"],
             photo_service.PhotoUpload("a.jpg", jpeg_bytes()),
-            kind="during",
+            kind="during", settings=current_settings(),
         )
 
 
@@ -235,7 +243,7 @@ def test_interrupted_write_leaves_nothing(app, town, session, monkeypatch):
             town["users"]["admin"],
             town["issue"],
             photo_service.PhotoUpload("a.jpg", jpeg_bytes()),
-            kind="before",
+            kind="before", settings=current_settings(),
         )
     assert photo_files(app.config["PHOTO_DIR"]) == []
 
@@ -249,36 +257,36 @@ def test_save_photo_checks_access(app, town, session):
             town["users"]["east"],
             town["issue"],
             photo_service.PhotoUpload("a.jpg", jpeg_bytes()),
-            kind="after",
+            kind="after", settings=current_settings(),
         )
 
 
-def test_foreign_unit_head_cannot_fetch_photo(client, town, session):
+def test_foreign_unit_head_cannot_fetch_photo(client, auth, town, session):
     west_photo = photo_service.save_photo(
         session,
         town["users"]["admin"],
         town["issue"],
         photo_service.PhotoUpload("a.jpg", jpeg_bytes()),
-        kind="before",
+        kind="before", settings=current_settings(),
     )
     east_photo = photo_service.save_photo(
         session,
         town["users"]["admin"],
         town["east_issue"],
         photo_service.PhotoUpload("b.jpg", jpeg_bytes()),
-        kind="before",
+        kind="before", settings=current_settings(),
     )
     session.commit()
     west_id, east_id = town["issue"].id, town["east_issue"].id
-    login(client, "east")
+    auth.login("east")
     assert client.get(f"/issues/{west_id}/photos/{west_photo.id}").status_code == 404
     assert client.get(f"/issues/{west_id}/photos/{west_photo.id}/thumb").status_code == 404
     # Nor through its own issue's URL with the other photo's id.
     assert client.get(f"/issues/{east_id}/photos/{west_photo.id}").status_code == 404
     assert client.get(f"/issues/{east_id}/photos/{east_photo.id}").status_code == 200
-    login(client, "west")
+    auth.login("west")
     assert client.get(f"/issues/{west_id}/photos/{west_photo.id}").status_code == 200
-    client.post("/logout")
+    auth.logout()
     response = client.get(f"/issues/{west_id}/photos/{west_photo.id}")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
@@ -298,13 +306,13 @@ def _post_photo(client, session, issue_id: int, action: str, data: bytes, name: 
     )
 
 
-def test_inspector_and_unit_add_before_and_after_photos(client, town, session):
+def test_inspector_and_unit_add_before_and_after_photos(client, auth, town, session):
     from app.models import Issue, IssueEvent
 
     issue_id = town["issue"].id
-    login(client, "inspector")
+    auth.login("inspector")
     assert _post_photo(client, session, issue_id, "photo_before", jpeg_bytes()).status_code == 302
-    login(client, "west")
+    auth.login("west")
     assert _post_photo(client, session, issue_id, "photo_before", jpeg_bytes()).status_code == 302
     assert _post_photo(client, session, issue_id, "photo_after", jpeg_bytes()).status_code == 302
     session.expire_all()
@@ -321,11 +329,11 @@ def test_inspector_and_unit_add_before_and_after_photos(client, town, session):
     assert before_part.count("/thumb") >= 2 and after_part.count("/thumb") == 1
 
 
-def test_leader_and_foreign_unit_cannot_add_photos(client, town, session):
+def test_leader_and_foreign_unit_cannot_add_photos(client, auth, town, session):
     issue_id = town["issue"].id
-    login(client, "leader")
+    auth.login("leader")
     assert _post_photo(client, session, issue_id, "photo_after", jpeg_bytes()).status_code == 403
-    login(client, "east")
+    auth.login("east")
     assert _post_photo(client, session, issue_id, "photo_after", jpeg_bytes()).status_code == 404
     from app.models import Photo
 
@@ -333,12 +341,12 @@ def test_leader_and_foreign_unit_cannot_add_photos(client, town, session):
         select(Photo).where(Photo.issue_id == issue_id, Photo.kind == "after")).scalars().all()
 
 
-def test_closed_problem_takes_no_more_photos(client, town, session):
+def test_closed_problem_takes_no_more_photos(client, auth, town, session):
     from app.models import Issue
 
     issue_id = town["issue"].id
     session.get(Issue, issue_id).status = "closed"
     session.commit()
-    login(client, "west")
+    auth.login("west")
     response = _post_photo(client, session, issue_id, "photo_after", jpeg_bytes())
     assert response.status_code == 409 and "不能再上传照片" in response.get_data(as_text=True)

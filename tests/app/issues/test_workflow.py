@@ -6,8 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import Issue, IssueEvent, Photo
-from tests.app._issue_helpers import jpeg_bytes, upload
-from tests.conftest import login, west_point
+from tests.factories import jpeg_bytes, upload, west_point
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +52,7 @@ def _act(
     return client.post(f"/issues/{issue_id}/act/{action}", data=data)
 
 
-def test_full_workflow_walk(client, town, session):
+def test_full_workflow_walk(client, auth, town, session):
     issue_id = town["issue"].id
     steps = [
         ("admin", "dispatch", {}, "dispatched"),
@@ -74,7 +73,7 @@ def test_full_workflow_walk(client, town, session):
         ("inspector", "verify_ok", {"note": "已整改到位"}, "closed"),
     ]
     for username, action, extra, expected in steps:
-        login(client, username)
+        auth.login(username)
         response = _act(client, session, issue_id, action, **extra)
         assert response.status_code == 302, (action, response.get_data(as_text=True)[:500])
         assert response.headers["Location"].endswith(f"/issues/{issue_id}")
@@ -117,22 +116,22 @@ def test_full_workflow_walk(client, town, session):
     assert "/act/" in html and "/act/reopen" in html  # only reopen is left for an inspector
 
 
-def test_wrong_state_actions_are_conflicts(client, town, session):
+def test_wrong_state_actions_are_conflicts(client, auth, town, session):
     issue_id = town["issue"].id
-    login(client, "inspector")
+    auth.login("inspector")
     response = _act(client, session, issue_id, "verify_ok")
     assert response.status_code == 409
     assert "不能执行" in response.get_data(as_text=True)
-    login(client, "admin")
+    auth.login("admin")
     response = _act(client, session, issue_id, "start")
     assert response.status_code == 409
     assert _fresh(session, issue_id).status == "reported"
 
 
-def test_stale_version_loses_and_changes_nothing(client, town, session):
+def test_stale_version_loses_and_changes_nothing(client, auth, town, session):
     issue_id = town["issue"].id
     old_version = _fresh(session, issue_id).version
-    login(client, "admin")
+    auth.login("admin")
     assert _act(client, session, issue_id, "dispatch", version=old_version).status_code == 302
     # A second admin still holding the old page tries to reject it.
     response = _act(client, session, issue_id, "reject", version=old_version, note="不属实")
@@ -143,21 +142,21 @@ def test_stale_version_loses_and_changes_nothing(client, town, session):
     assert [e.action for e in issue.events] == ["report", "dispatch"]
 
 
-def test_missing_version_is_refused(client, town, session):
-    login(client, "admin")
+def test_missing_version_is_refused(client, auth, town, session):
+    auth.login("admin")
     response = client.post(f"/issues/{town['issue'].id}/act/dispatch", data={"note": ""})
     assert response.status_code == 400
     assert _fresh(session, town["issue"].id).status == "reported"
 
 
-def test_verify_fail_without_reason_is_400(client, town, session):
+def test_verify_fail_without_reason_is_400(client, auth, town, session):
     issue_id = town["issue"].id
-    login(client, "admin")
+    auth.login("admin")
     _act(client, session, issue_id, "dispatch")
     _act(client, session, issue_id, "submit", note="已清理",
          photos=[upload(jpeg_bytes(), "a.jpg")])
     assert _fresh(session, issue_id).status == "submitted"
-    login(client, "inspector")
+    auth.login("inspector")
     response = _act(client, session, issue_id, "verify_fail", note="   ")
     assert response.status_code == 400
     assert "原因" in response.get_data(as_text=True)
@@ -165,39 +164,39 @@ def test_verify_fail_without_reason_is_400(client, town, session):
     assert issue.status == "submitted" and issue.rework_count == 0
 
 
-def test_submit_needs_an_after_photo(client, town, session):
+def test_submit_needs_an_after_photo(client, auth, town, session):
     issue_id = town["issue"].id
-    login(client, "admin")
+    auth.login("admin")
     _act(client, session, issue_id, "dispatch")
-    login(client, "west")
+    auth.login("west")
     response = _act(client, session, issue_id, "submit", note="已整改")
     assert response.status_code == 400 and "整改后照片" in response.get_data(as_text=True)
     assert _fresh(session, issue_id).status == "dispatched"
 
 
-def test_forbidden_actions_are_403_and_foreign_unit_is_404(client, town, session):
+def test_forbidden_actions_are_403_and_foreign_unit_is_404(client, auth, town, session):
     issue_id = town["issue"].id
-    login(client, "west")
+    auth.login("west")
     assert _act(client, session, issue_id, "dispatch").status_code == 403
-    login(client, "leader")
+    auth.login("leader")
     assert _act(client, session, issue_id, "dispatch").status_code == 403
-    login(client, "inspector")
+    auth.login("inspector")
     assert _act(client, session, issue_id, "dispatch").status_code == 403
-    login(client, "admin")
+    auth.login("admin")
     _act(client, session, issue_id, "dispatch")
-    login(client, "inspector")
+    auth.login("inspector")
     assert _act(client, session, issue_id, "start").status_code == 403
-    login(client, "east")
+    auth.login("east")
     response = _act(client, session, issue_id, "start")
     assert response.status_code == 404
     assert _fresh(session, issue_id).status == "dispatched"
     assert _act(client, session, issue_id, "bogus").status_code == 404  # not even visible
 
 
-def test_reroute_needs_reason_and_moves_unit(client, town, session):
+def test_reroute_needs_reason_and_moves_unit(client, auth, town, session):
     issue_id = town["issue"].id
     east_id = town["east"].id
-    login(client, "admin")
+    auth.login("admin")
     response = _act(client, session, issue_id, "reroute", unit_id=str(east_id), note="")
     assert response.status_code == 400
     assert _fresh(session, issue_id).unit_id == town["west"].id
@@ -207,11 +206,11 @@ def test_reroute_needs_reason_and_moves_unit(client, town, session):
     assert issue.unit_id == east_id
     assert issue.events[-1].data == {"from_unit": "西区单位", "to_unit": "东区单位"}
     # The west unit head no longer sees it; the east one does.
-    login(client, "west")
+    auth.login("west")
     assert client.get(f"/issues/{issue_id}").status_code == 404
-    login(client, "east")
+    auth.login("east")
     assert client.get(f"/issues/{issue_id}").status_code == 200
-    login(client, "inspector")
+    auth.login("inspector")
     assert (
         _act(
             client, session, issue_id, "reroute", unit_id=str(town["west"].id), note="x"
@@ -220,10 +219,10 @@ def test_reroute_needs_reason_and_moves_unit(client, town, session):
     )
 
 
-def test_mark_duplicate_links_the_original(client, town, factory, session):
+def test_mark_duplicate_links_the_original(client, auth, town, factory, session):
     lon, lat = west_point(0)
     dup = factory.issue(town["users"]["inspector"], lon=lon, lat=lat, description="重复上报")
-    login(client, "admin")
+    auth.login("admin")
     html = client.get(f"/issues/{dup.id}").get_data(as_text=True)
     assert f'name="duplicate_of" inputmode="numeric" value="{town["issue"].id}"' in html
     response = _act(client, session, dup.id, "mark_duplicate", duplicate_of=str(town["issue"].id))
@@ -236,8 +235,8 @@ def test_mark_duplicate_links_the_original(client, town, factory, session):
     assert response.status_code == 400
 
 
-def test_reject_ends_without_fix(client, town, session):
-    login(client, "admin")
+def test_reject_ends_without_fix(client, auth, town, session):
+    auth.login("admin")
     assert _act(client, session, town["issue"].id, "reject", note="不属实").status_code == 302
     issue = _fresh(session, town["issue"].id)
     assert issue.status == "rejected" and issue.closed_at is None
@@ -248,13 +247,13 @@ def test_reject_ends_without_fix(client, town, session):
 # ---- 整改措施 and after photos: one rule for every door (issue #12) --------------------
 
 
-def test_submit_needs_measures_and_keeps_nothing_when_refused(client, town, session, app):
+def test_submit_needs_measures_and_keeps_nothing_when_refused(client, auth, town, session, app):
     from pathlib import Path
 
     issue_id = town["issue"].id
-    login(client, "admin")
+    auth.login("admin")
     _act(client, session, issue_id, "dispatch")
-    login(client, "west")
+    auth.login("west")
     response = _act(client, session, issue_id, "submit", note="  ",
                     photos=[upload(jpeg_bytes(), "after.jpg")])
     assert response.status_code == 400
@@ -266,11 +265,11 @@ def test_submit_needs_measures_and_keeps_nothing_when_refused(client, town, sess
     assert not root.exists() or not [p for p in root.rglob("*") if p.is_file()]
 
 
-def test_after_photo_first_then_submit_with_measures_only(client, town, session):
+def test_after_photo_first_then_submit_with_measures_only(client, auth, town, session):
     issue_id = town["issue"].id
-    login(client, "admin")
+    auth.login("admin")
     _act(client, session, issue_id, "dispatch")
-    login(client, "west")
+    auth.login("west")
     response = _act(client, session, issue_id, "photo_after",
                     photos=[upload(jpeg_bytes(colour="green"), "done.jpg")])
     assert response.status_code == 302
@@ -300,7 +299,7 @@ def test_submit_service_refuses_without_after_photo(town, session):
     assert _fresh(session, issue_id).status == "dispatched"
 
 
-def test_overdue_dispatched_problem_shows_the_unit_its_actions(client, town, session):
+def test_overdue_dispatched_problem_shows_the_unit_its_actions(client, auth, town, session):
     from datetime import timedelta
 
     from app.models import today_local
@@ -309,9 +308,9 @@ def test_overdue_dispatched_problem_shows_the_unit_its_actions(client, town, ses
     issue = _fresh(session, issue_id)
     issue.deadline = today_local() - timedelta(days=30)
     session.commit()
-    login(client, "admin")
+    auth.login("admin")
     _act(client, session, issue_id, "dispatch")
-    login(client, "west")
+    auth.login("west")
     html = client.get(f"/issues/{issue_id}").get_data(as_text=True)
     assert "已逾期" in html
     assert f"/issues/{issue_id}/act/start" in html and f"/issues/{issue_id}/act/submit" in html

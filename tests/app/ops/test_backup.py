@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from app.config import current_settings
 from app.models import Issue, IssueEvent, Photo, User
 from app.services.issues.actions import act, report_issue
 from app.services.issues.intake import IssueInput, transition
 from app.services.issues.photos import PhotoUpload, thumb_path
 from app.services.ops.backup import BackupError, create_backup, restore_backup
-from tests.app._issue_helpers import jpeg_bytes
-from tests.conftest import _config, _migrate, make_database, west_point
+from tests.factories import app_config, jpeg_bytes, make_database, migrate, west_point
 
 
 def _world(session, factory) -> dict:
@@ -31,6 +31,7 @@ def _world(session, factory) -> dict:
             users["inspector"],
             IssueInput(description=f"背街小巷积存垃圾 {i}", category="0302", lon=lon, lat=lat),
             [PhotoUpload(f"现场{i}.jpg", jpeg_bytes(colour="red"))],
+            settings=current_settings(),
         )
         session.commit()
         ids.append(result.issue.id)
@@ -42,7 +43,7 @@ def _world(session, factory) -> dict:
         users["west"],
         ids[0],
         "submit",
-        expected_version=issue.version,
+        expected_version=issue.version, settings=current_settings(),
         note="已清理",
         files=[PhotoUpload("整改后.jpg", jpeg_bytes(colour="blue"))],
     )
@@ -84,7 +85,7 @@ def fresh(tmp_path):
     url, drop = make_database("restore", tmp_path)
     from app import create_app
 
-    config = _config(url, tmp_path)
+    config = app_config(url, tmp_path)
     config["PHOTO_DIR"] = str(tmp_path / "restored-photos")
     target = create_app(config)
     yield target
@@ -164,7 +165,7 @@ def test_restore_into_migrated_empty_database(app, session, factory, tmp_path, f
     _world(session, factory)
     before = _snapshot(session)
     result = create_backup(session, out_dir=tmp_path / "b", photo_dir=Path(app.config["PHOTO_DIR"]))
-    _migrate(fresh)
+    migrate(fresh)
     _restored, after = _restore_into(fresh, result.path)
     assert after == before
 
@@ -177,7 +178,7 @@ def test_restore_after_init_db_with_standard_tables(app, session, factory, tmp_p
     _world(session, factory)
     before = _snapshot(session)
     result = create_backup(session, out_dir=tmp_path / "b", photo_dir=Path(app.config["PHOTO_DIR"]))
-    _migrate(fresh)
+    migrate(fresh)
     with fresh.app_context():
         added = load_standard_tables(db.session, Path(fresh.config["LAYERS_DIR"]))
         db.session.commit()

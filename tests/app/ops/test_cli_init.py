@@ -17,8 +17,8 @@ from app.models import (
     Unit,
     WorkdayOverride,
 )
-from app.services.tables import categories
-from tests.conftest import _config, make_database
+from app.services.tables import categories, category_match
+from tests.factories import app_config, make_database
 
 LAYERS = Path(__file__).resolve().parents[3] / "layers"
 
@@ -29,7 +29,7 @@ def blank(tmp_path):
     url, drop = make_database("blank", tmp_path)
     from app import create_app
 
-    target = create_app(_config(url, tmp_path))
+    target = create_app(app_config(url, tmp_path))
     with target.app_context():
         yield target
         from app.extensions import db
@@ -75,8 +75,8 @@ def test_init_db_makes_a_blank_database_ready_and_a_second_run_changes_nothing(b
         _csv_rows("category_aliases.csv"))
     years = set(session.execute(select(CalendarYear.year)).scalars())
     assert {2025, 2026} <= years
-    assert categories.pending_deadline_days(session) == 5
-    assert session.get(Setting, categories.PENDING_DAYS_KEY).value == {"days": 5}
+    assert category_match.pending_deadline_days(session) == 5
+    assert session.get(Setting, category_match.PENDING_DAYS_KEY).value == {"days": 5}
     first = _snapshot()
     again = runner.invoke(args=["init-db"])
     assert again.exit_code == 0, again.output

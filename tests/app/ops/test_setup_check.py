@@ -12,7 +12,6 @@ from sqlalchemy import select
 
 from app.models import CalendarYear, CategoryAlias, Feature, Layer, Setting
 from app.services.ops.setup_check import run_setup_check, strict_failures
-from tests.conftest import login
 
 FIXTURE_OSM = Path(__file__).parents[2] / "fixtures" / "first_day_town.osm"
 
@@ -106,12 +105,12 @@ def test_cli_strict_passes_when_everything_required_is_there(runner, session, fa
     assert "[就绪] 门牌地址 (2)" in result.output
 
 
-def test_setup_page_is_for_admins(client, session, factory):
+def test_setup_page_is_for_admins(client, auth, session, factory):
     factory.town()
-    login(client, "inspector")
+    auth.login("inspector")
     assert client.get("/admin/setup/").status_code == 403
-    client.post("/logout")
-    login(client, "admin")
+    auth.logout()
+    auth.login("admin")
     page = client.get("/admin/setup/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -142,9 +141,9 @@ def _wait(client, url: str, timeout: float = 60.0) -> dict:
     raise AssertionError(f"import did not finish: {job}")
 
 
-def test_osm_upload_runs_in_the_background_and_reports_counts(client, session, factory, jobs):
+def test_osm_upload_runs_in_the_background_and_reports_counts(client, auth, session, factory, jobs):
     factory.town()
-    login(client, "admin")
+    auth.login("admin")
     answer = client.post(
         "/grids/layers",
         data={"file": (FIXTURE_OSM.open("rb"), "城区.osm"), "kind": ""},
@@ -172,7 +171,9 @@ def test_osm_upload_runs_in_the_background_and_reports_counts(client, session, f
     assert geocoder.geocode_address("第二中学对面").method == "alias"
 
 
-def test_plain_form_upload_redirects_to_the_progress(client, session, factory, jobs, tmp_path):
+def test_plain_form_upload_redirects_to_the_progress(
+    client, auth, session, factory, jobs, tmp_path
+):
     factory.town()
     plates = tmp_path / "门牌.geojson"
     plates.write_text(
@@ -181,7 +182,7 @@ def test_plain_form_upload_redirects_to_the_progress(client, session, factory, j
         '"coordinates": [103.501, 22.7995]}}]}',
         encoding="utf-8",
     )
-    login(client, "admin")
+    auth.login("admin")
     answer = client.post(
         "/grids/layers", data={"file": (plates.open("rb"), plates.name), "kind": "addresses"}
     )
@@ -196,9 +197,11 @@ def test_plain_form_upload_redirects_to_the_progress(client, session, factory, j
     assert feature.props["街路巷名"] == "人民路"
 
 
-def test_bad_upload_ends_with_a_clear_error_and_stores_nothing(client, session, factory, jobs):
+def test_bad_upload_ends_with_a_clear_error_and_stores_nothing(
+    client, auth, session, factory, jobs
+):
     factory.town()
-    login(client, "admin")
+    auth.login("admin")
     answer = client.post(
         "/grids/layers",
         data={"file": (FIXTURE_OSM.open("rb"), "坏文件.osm.pbf"), "kind": ""},
@@ -226,11 +229,11 @@ def test_bad_upload_ends_with_a_clear_error_and_stores_nothing(client, session, 
     ],
 )
 def test_an_unreadable_layer_upload_is_explained_in_chinese_without_server_paths(
-    client, session, factory, jobs, content, detail
+    client, auth, session, factory, jobs, content, detail
 ):
     """Regression (#13): GDAL's English with /…/instance/jobs/<token>/d.geojson was shown."""
     factory.town()
-    login(client, "admin")
+    auth.login("admin")
     answer = client.post(
         "/grids/layers",
         data={"file": (io.BytesIO(content), "d.geojson"), "kind": "pois"},
@@ -251,10 +254,10 @@ def test_an_unreadable_layer_upload_is_explained_in_chinese_without_server_paths
 
 
 def test_a_layer_upload_stores_names_and_props_without_control_characters(
-    client, session, factory, jobs
+    client, auth, session, factory, jobs
 ):
     factory.town()
-    login(client, "admin")
+    auth.login("admin")
     data = (
         '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
         '{"name": "城东\\u0007农贸市场", "类型": "农贸\\u001b市场"}, "geometry": '
@@ -274,9 +277,9 @@ def test_a_layer_upload_stores_names_and_props_without_control_characters(
     assert feature.props["类型"] == "农贸市场"
 
 
-def test_unknown_or_malformed_job_token_is_404(client, session, factory, jobs):
+def test_unknown_or_malformed_job_token_is_404(client, auth, session, factory, jobs):
     factory.town()
-    login(client, "admin")
+    auth.login("admin")
     assert client.get("/admin/setup/layer-jobs/not-a-token").status_code == 404
     assert client.get("/admin/setup/layer-jobs/" + "a" * 24).status_code == 404
     page = client.get("/grids/layers?job=../../etc/passwd")
@@ -353,12 +356,12 @@ def _big_osm(path: Path, n: int = 60, per_block: int = 4) -> Path:
 
 @pytest.mark.slow
 def test_a_6_mb_osm_upload_answers_at_once_and_finishes_in_the_background(
-    client, session, factory, jobs, tmp_path
+    client, auth, session, factory, jobs, tmp_path
 ):
     factory.town()
     big = _big_osm(tmp_path / "county.osm")
     assert big.stat().st_size > 6_000_000
-    login(client, "admin")
+    auth.login("admin")
     started = time.monotonic()
     answer = client.post(
         "/grids/layers",

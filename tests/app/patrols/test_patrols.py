@@ -14,7 +14,7 @@ from PIL import Image
 from shapely.geometry import LineString, Point
 from sqlalchemy import func, select
 
-from tests.conftest import BASE_LAT, BASE_LON, STEP, east_point, login, west_point
+from tests.factories import BASE_LAT, BASE_LON, STEP, east_point, west_point
 
 # ---- fixtures: a small road network and POIs over the factory grid -----------------------
 
@@ -87,16 +87,16 @@ def _pois() -> gpd.GeoDataFrame:
 @pytest.fixture()
 def town(factory, session):
     """The factory town with roads and POIs, and the route caches cleared."""
+    from app.services.core.cache import reset_caches
     from app.services.grids.layers import store_layer
-    from app.services.patrols import patrols
 
-    patrols.clear_caches()
+    reset_caches()
     world = factory.town()
     store_layer(session, _roads(), kind="roads", name="测试道路")
     store_layer(session, _pois(), kind="pois", name="测试兴趣点")
     session.commit()
     yield world
-    patrols.clear_caches()
+    reset_caches()
 
 
 def _issue(factory, user, point, *, address, status="reported", description="路面有积存垃圾"):
@@ -145,7 +145,7 @@ def _utm(lonlat):
 
 
 def test_submitted_selection_takes_only_problems_waiting_for_verification(town, factory, session):
-    from app.services.patrols import patrols
+    from app.services.patrols.plan import create_patrols
 
     inspector = town["users"]["inspector"]
     done = [
@@ -155,7 +155,7 @@ def test_submitted_selection_takes_only_problems_waiting_for_verification(town, 
     _issue(factory, inspector, east_point(0), address="桂花巷9号", status="rectifying")
     _issue(factory, inspector, east_point(1), address="桂花巷10号")
 
-    created = patrols.create_patrols(session, inspector, "submitted", {}, mode="walk")
+    created = create_patrols(session, inspector, "submitted", {}, mode="walk")
     session.commit()
 
     assert len(created) == 1
@@ -172,24 +172,24 @@ def test_submitted_selection_takes_only_problems_waiting_for_verification(town, 
 
 def test_submitted_selection_with_nothing_waiting_is_a_clear_error(town, session):
     from app.services.core.errors import ValidationError
-    from app.services.patrols import patrols
+    from app.services.patrols.plan import create_patrols
 
     with pytest.raises(ValidationError, match="待核查"):
-        patrols.create_patrols(session, town["users"]["inspector"], "submitted", {})
+        create_patrols(session, town["users"]["inspector"], "submitted", {})
 
 
 def test_density_selection_visits_the_busiest_cells_at_their_representative_points(
     town, factory, session
 ):
     from app.models import Cell
-    from app.services.patrols import patrols
+    from app.services.patrols.stops import choose_stops
 
     inspector = town["users"]["inspector"]
     for k in range(3):
         _issue(factory, inspector, west_point(0), address=f"热点{k}")
     _issue(factory, inspector, east_point(5), address="冷点")
 
-    stops, record = patrols.choose_stops(session, inspector, "density", {"top": "1"})
+    stops, record = choose_stops(session, inspector, "density", {"top": "1"})
 
     assert record == {"kind": "density", "top": 1}
     assert len(stops) == 1
@@ -200,28 +200,28 @@ def test_density_selection_visits_the_busiest_cells_at_their_representative_poin
     assert stops[0].info["open"] == 3
     assert stops[0].info["unit"] == "西区单位"
     with pytest.raises(Exception, match="top"):
-        patrols.choose_stops(session, inspector, "density", {"top": "0"})
+        choose_stops(session, inspector, "density", {"top": "0"})
 
 
 def test_unit_selection_takes_all_open_problems_of_that_unit_only(town, factory, session):
-    from app.services.patrols import patrols
+    from app.services.patrols.stops import choose_stops
 
     inspector = town["users"]["inspector"]
     west = [_issue(factory, inspector, west_point(i), address=f"西{i}") for i in range(2)]
     west.append(_issue(factory, inspector, west_point(2), address="西2", status="submitted"))
     _issue(factory, inspector, east_point(0), address="东0")
 
-    stops, _ = patrols.choose_stops(session, inspector, "unit", {"unit_id": town["west"].id})
+    stops, _ = choose_stops(session, inspector, "unit", {"unit_id": town["west"].id})
 
     assert sorted(s.issue_id for s in stops) == sorted(i.id for i in west)
     with pytest.raises(Exception, match="单位"):
-        patrols.choose_stops(session, inspector, "unit", {"unit_id": ""})
+        choose_stops(session, inspector, "unit", {"unit_id": ""})
 
 
 def test_hand_picked_issues_must_exist_and_be_placed(town, factory, session):
     from app.services.core.errors import NotFoundError, ValidationError
     from app.services.issues.intake import IssueInput, create_issue
-    from app.services.patrols import patrols
+    from app.services.patrols.stops import choose_stops
 
     inspector = town["users"]["inspector"]
     a = _issue(factory, inspector, west_point(0), address="甲")
@@ -229,24 +229,24 @@ def test_hand_picked_issues_must_exist_and_be_placed(town, factory, session):
     unplaced = create_issue(session, inspector, IssueInput(description="没有地址的问题"))
     session.commit()
 
-    stops, _ = patrols.choose_stops(
+    stops, _ = choose_stops(
         session, inspector, "issues", {"issue_ids": [str(b.id), str(a.id), str(b.id)]}
     )
     assert [s.issue_id for s in stops] == [b.id, a.id]
     with pytest.raises(NotFoundError, match="99999"):
-        patrols.choose_stops(session, inspector, "issues", {"issue_ids": [a.id, 99999]})
+        choose_stops(session, inspector, "issues", {"issue_ids": [a.id, 99999]})
     with pytest.raises(ValidationError, match=f"问题 {unplaced.id} 尚未定位"):
-        patrols.choose_stops(session, inspector, "issues", {"issue_ids": [unplaced.id]})
+        choose_stops(session, inspector, "issues", {"issue_ids": [unplaced.id]})
     with pytest.raises(ValidationError, match="至少选择一个问题"):
-        patrols.choose_stops(session, inspector, "issues", {"issue_ids": []})
+        choose_stops(session, inspector, "issues", {"issue_ids": []})
 
 
 def test_points_clicked_on_the_map_become_stops_with_their_cell(town, session):
     from app.services.core.errors import ValidationError
-    from app.services.patrols import patrols
+    from app.services.patrols.stops import choose_stops
 
     inspector = town["users"]["inspector"]
-    stops, _ = patrols.choose_stops(
+    stops, _ = choose_stops(
         session,
         inspector,
         "points",
@@ -256,19 +256,19 @@ def test_points_clicked_on_the_map_become_stops_with_their_cell(town, session):
     assert stops[0].info["unit"] == "东区单位" and stops[1].info["unit"] == "西区单位"
     assert stops[0].info["cell_code"].startswith("532599001001")
     with pytest.raises(ValidationError, match=r"points\[0\]"):
-        patrols.choose_stops(session, inspector, "points", {"points": ["116.4,39.9"]})
+        choose_stops(session, inspector, "points", {"points": ["116.4,39.9"]})
     with pytest.raises(ValidationError, match="纬度"):
-        patrols.choose_stops(session, inspector, "points", {"points": ["103.5,abc"]})
+        choose_stops(session, inspector, "points", {"points": ["103.5,abc"]})
 
 
 def test_mock_sample_is_reproducible_by_seed_and_differs_with_another(town, session):
-    from app.services.patrols import patrols
+    from app.services.patrols.stops import choose_stops
 
     inspector = town["users"]["inspector"]
     quotas = "农贸市场 2，背街小巷 1，餐饮 5"
 
     def draw(seed):
-        stops, record = patrols.choose_stops(
+        stops, record = choose_stops(
             session, inspector, "sample", {"quotas": quotas, "seed": seed}
         )
         return [(s.kind, s.label, round(s.lon, 7), round(s.lat, 7)) for s in stops], record
@@ -285,7 +285,7 @@ def test_mock_sample_is_reproducible_by_seed_and_differs_with_another(town, sess
     lane = next(label for kind, label, *_ in first if kind == "lane")
     assert lane in LANES.values()
     # Reordering the quota text does not change the draw.
-    reordered, _ = patrols.choose_stops(
+    reordered, _ = choose_stops(
         session, inspector, "sample", {"quotas": "餐饮 5, 背街小巷 1, 农贸市场 2", "seed": 42}
     )
     assert [(s.kind, s.label) for s in reordered] == [(k, n) for k, n, *_ in first]
@@ -293,42 +293,43 @@ def test_mock_sample_is_reproducible_by_seed_and_differs_with_another(town, sess
 
 def test_mock_sample_without_seed_records_one_and_refuses_unknown_types(town, session):
     from app.services.core.errors import ValidationError
-    from app.services.patrols import patrols
+    from app.services.patrols.stops import choose_stops
 
     inspector = town["users"]["inspector"]
-    stops, record = patrols.choose_stops(session, inspector, "sample", {"quotas": "餐饮 3"})
-    again, _ = patrols.choose_stops(
+    stops, record = choose_stops(session, inspector, "sample", {"quotas": "餐饮 3"})
+    again, _ = choose_stops(
         session, inspector, "sample", {"quotas": "餐饮 3", "seed": record["seed"]}
     )
     assert [s.label for s in stops] == [s.label for s in again]
     with pytest.raises(ValidationError, match="网吧"):
-        patrols.choose_stops(session, inspector, "sample", {"quotas": "网吧 2", "seed": 1})
+        choose_stops(session, inspector, "sample", {"quotas": "网吧 2", "seed": 1})
     with pytest.raises(ValidationError, match="餐饮"):
-        patrols.choose_stops(session, inspector, "sample", {"quotas": "餐饮 很多", "seed": 1})
+        choose_stops(session, inspector, "sample", {"quotas": "餐饮 很多", "seed": 1})
 
 
 def test_unknown_selection_and_unit_heads_are_refused(town, session):
     from app.services.core.errors import ForbiddenError, ValidationError
-    from app.services.patrols import patrols
+    from app.services.patrols.stops import choose_stops
 
     with pytest.raises(ValidationError, match="selection"):
-        patrols.choose_stops(session, town["users"]["inspector"], "everything", {})
+        choose_stops(session, town["users"]["inspector"], "everything", {})
     with pytest.raises(ForbiddenError):
-        patrols.choose_stops(session, town["users"]["west"], "submitted", {})
+        choose_stops(session, town["users"]["west"], "submitted", {})
     with pytest.raises(ForbiddenError):
-        patrols.choose_stops(session, town["users"]["leader"], "submitted", {})
+        choose_stops(session, town["users"]["leader"], "submitted", {})
 
 
 # ---- routing -----------------------------------------------------------------------------
 
 
 def test_split_among_inspectors_covers_every_stop_once_with_balanced_lengths(town, session):
-    from app.services.patrols import patrols
+    from app.services.patrols.plan import plan_patrols
+    from app.services.patrols.stops import choose_stops
 
     inspector = town["users"]["inspector"]
     points = [list(west_point(i)) for i in range(8)] + [list(east_point(i)) for i in range(8)]
-    stops, record = patrols.choose_stops(session, inspector, "points", {"points": points})
-    created = patrols.plan_patrols(
+    stops, record = choose_stops(session, inspector, "points", {"points": points})
+    created = plan_patrols(
         session, inspector, stops, n_inspectors=2, selection=record, name="分组巡查"
     )
     session.commit()
@@ -343,28 +344,30 @@ def test_split_among_inspectors_covers_every_stop_once_with_balanced_lengths(tow
 
 
 def test_road_graph_is_cached_per_layer_and_mode(town, session):
-    from app.services.patrols import patrols
+    from app.services.patrols.plan import road_graph
 
-    walk = patrols.road_graph(session, "walk")
-    assert patrols.road_graph(session, "walk") is walk
-    drive = patrols.road_graph(session, "drive")
+    walk = road_graph(session, "walk")
+    assert road_graph(session, "walk") is walk
+    drive = road_graph(session, "drive")
     assert drive is not walk and drive.mode == "drive"
 
 
 def test_planning_without_roads_or_with_bad_options_is_refused(factory, session):
+    from app.services.core.cache import reset_caches
     from app.services.core.errors import ValidationError
-    from app.services.patrols import patrols
+    from app.services.patrols.plan import plan_patrols
+    from app.services.patrols.stops import choose_stops
 
-    patrols.clear_caches()
+    reset_caches()
     world = factory.town()
     inspector = world["users"]["inspector"]
-    stops, _ = patrols.choose_stops(session, inspector, "points", {"points": [west_point(0)]})
+    stops, _ = choose_stops(session, inspector, "points", {"points": [west_point(0)]})
     with pytest.raises(ValidationError, match="道路图层"):
-        patrols.plan_patrols(session, inspector, stops)
+        plan_patrols(session, inspector, stops)
     with pytest.raises(ValidationError, match="巡查人数"):
-        patrols.plan_patrols(session, inspector, stops, n_inspectors=0)
+        plan_patrols(session, inspector, stops, n_inspectors=0)
     with pytest.raises(ValidationError, match="没有巡查点"):
-        patrols.plan_patrols(session, inspector, [])
+        plan_patrols(session, inspector, [])
 
 
 # ---- the API -----------------------------------------------------------------------------
@@ -483,7 +486,8 @@ def test_api_refuses_unit_heads_unknown_issues_and_bad_input(town, factory, clie
 
 
 def _planned(town, factory, session, *, with_photo=False):
-    from app.services.patrols import patrols
+    from app.services.patrols.plan import plan_patrols
+    from app.services.patrols.stops import choose_stops
 
     inspector = town["users"]["inspector"]
     issues = [
@@ -506,26 +510,27 @@ def _planned(town, factory, session, *, with_photo=False):
         _issue(factory, inspector, west_point(5), address="东西3路6号", status="rectifying"),
     ]
     if with_photo:
+        from app.config import current_settings
         from app.services.issues.photos import PhotoUpload, save_photo
 
         buf = io.BytesIO()
         Image.new("RGB", (160, 120), "orange").save(buf, format="JPEG")
         save_photo(
             session, inspector, issues[0], PhotoUpload("现场.jpg", buf.getvalue()), kind="before"
-        )
+   , settings=current_settings()     )
         session.commit()
-    stops, record = patrols.choose_stops(
+    stops, record = choose_stops(
         session, inspector, "issues", {"issue_ids": [i.id for i in issues]}
     )
-    patrol = patrols.plan_patrols(session, inspector, stops, selection=record, name="城西复查")[0]
+    patrol = plan_patrols(session, inspector, stops, selection=record, name="城西复查")[0]
     session.commit()
     return patrol, issues
 
 
-def test_planning_form_creates_a_patrol_and_shows_it(town, factory, client, session):
+def test_planning_form_creates_a_patrol_and_shows_it(town, factory, client, auth, session):
     a = _issue(factory, town["users"]["inspector"], west_point(0), address="甲地")
     b = _issue(factory, town["users"]["inspector"], east_point(4), address="乙地")
-    login(client, "inspector")
+    auth.login("inspector")
     page = client.get("/patrols/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -553,10 +558,10 @@ def test_planning_form_creates_a_patrol_and_shows_it(town, factory, client, sess
     assert "https://" not in text
 
 
-def test_planning_form_errors_keep_the_form_and_store_nothing(town, client, session):
+def test_planning_form_errors_keep_the_form_and_store_nothing(town, client, auth, session):
     from app.models import Patrol
 
-    login(client, "inspector")
+    auth.login("inspector")
     response = client.post(
         "/patrols/",
         data={"selection": "points", "points": "103.5,abc", "mode": "walk", "n_inspectors": "1"},
@@ -577,9 +582,9 @@ def test_planning_form_errors_keep_the_form_and_store_nothing(town, client, sess
     assert session.execute(select(func.count(Patrol.id))).scalar() == 0
 
 
-def test_unit_heads_cannot_see_or_plan_patrols(town, factory, client, session):
+def test_unit_heads_cannot_see_or_plan_patrols(town, factory, client, auth, session):
     patrol, _ = _planned(town, factory, session)
-    login(client, "west")
+    auth.login("west")
     assert client.get("/patrols/").status_code == 403
     assert client.post("/patrols/", data={"selection": "submitted"}).status_code == 403
     for url in (
@@ -600,9 +605,9 @@ def test_pages_need_login(town, factory, client, session):
         assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def test_print_page_is_an_a4_sheet_with_the_stops_in_order(town, factory, client, session):
+def test_print_page_is_an_a4_sheet_with_the_stops_in_order(town, factory, client, auth, session):
     patrol, issues = _planned(town, factory, session, with_photo=True)
-    login(client, "inspector")
+    auth.login("inspector")
     html = client.get(f"/patrols/{patrol.id}/print").get_data(as_text=True)
     assert "patrol-print.css" in html and "<svg" in html
     for word in (
@@ -629,9 +634,11 @@ def test_print_page_is_an_a4_sheet_with_the_stops_in_order(town, factory, client
 
 
 @pytest.mark.skipif(not shutil.which("pdftotext"), reason="poppler-utils not installed")
-def test_pdf_sheet_embeds_a_cjk_font_and_names_every_stop(town, factory, client, session, tmp_path):
+def test_pdf_sheet_embeds_a_cjk_font_and_names_every_stop(
+    town, factory, client, auth, session, tmp_path
+):
     patrol, issues = _planned(town, factory, session, with_photo=True)
-    login(client, "inspector")
+    auth.login("inspector")
     response = client.get(f"/patrols/{patrol.id}/sheet.pdf")
     assert response.status_code == 200 and response.mimetype == "application/pdf"
     path = tmp_path / "sheet.pdf"
@@ -663,7 +670,7 @@ def test_pdf_sheet_embeds_a_cjk_font_and_names_every_stop(town, factory, client,
     from app.services.patrols import pdf as patrol_pdf
 
     try:
-        patrol_pdf.find_cjk_font()
+        patrol_pdf.find_cjk_font(configured=client.application.config.get("CJK_FONT"))
     except patrol_pdf.FontNotFoundError:
         assert patrol_pdf.CID_FONT_NAME in fonts  # no TrueType CJK font here: the CID one
     else:
@@ -681,28 +688,32 @@ def test_pdf_sheet_embeds_a_cjk_font_and_names_every_stop(town, factory, client,
     assert png.returncode == 0 and list(tmp_path.glob("page*.png"))
 
 
-def test_font_discovery_names_the_package_when_no_cjk_font_exists(monkeypatch):
+def test_font_discovery_names_the_package_when_no_cjk_font_exists():
     from app.services.patrols import pdf as patrol_pdf
 
-    monkeypatch.delenv("SANIGRID_CJK_FONT", raising=False)
+    # No font configured (Settings.cjk_font None): only the candidates are searched.
     with pytest.raises(patrol_pdf.FontNotFoundError, match="fonts-wqy-zenhei"):
-        patrol_pdf.find_cjk_font(candidates=(("/nonexistent/font.ttc", 0),), fontconfig=False)
+        patrol_pdf.find_cjk_font(
+            candidates=(("/nonexistent/font.ttc", 0),), fontconfig=False, configured=None
+        )
     # A CFF-outlined font (Noto CJK) is skipped, not half-used.
     noto = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
     with pytest.raises(patrol_pdf.FontNotFoundError):
-        patrol_pdf.find_cjk_font(candidates=((noto, 0),), fontconfig=False)
+        patrol_pdf.find_cjk_font(candidates=((noto, 0),), fontconfig=False, configured=None)
 
 
-def test_pdf_prints_the_chinese_with_no_system_font_at_all(
-    town, factory, session, monkeypatch, tmp_path
-):
+def test_pdf_prints_the_chinese_with_no_system_font_at_all(town, factory, session, tmp_path):
     from app.services.patrols import pdf as patrol_pdf
 
-    monkeypatch.delenv("SANIGRID_CJK_FONT", raising=False)
     patrol, issues = _planned(town, factory, session)
-    # The font finder sees no file and no fontconfig: the built-in CID font carries the sheet.
+    # No font configured, no file and no fontconfig: the built-in CID font carries the sheet.
     data = patrol_pdf.patrol_pdf(
-        session, town["users"]["inspector"], patrol.id, font_candidates=(), fontconfig=False
+        session,
+        town["users"]["inspector"],
+        patrol.id,
+        cjk_font=None,
+        font_candidates=(),
+        fontconfig=False,
     )
     assert data.startswith(b"%PDF") and patrol_pdf.CID_FONT_NAME.encode() in data
     if not shutil.which("pdftotext"):
@@ -716,9 +727,9 @@ def test_pdf_prints_the_chinese_with_no_system_font_at_all(
         assert word in text, word
 
 
-def test_gpx_and_kml_have_one_waypoint_per_stop(town, factory, client, session):
+def test_gpx_and_kml_have_one_waypoint_per_stop(town, factory, client, auth, session):
     patrol, _ = _planned(town, factory, session)
-    login(client, "inspector")
+    auth.login("inspector")
     gpx = client.get(f"/patrols/{patrol.id}/route.gpx")
     assert gpx.status_code == 200 and "attachment" in gpx.headers["Content-Disposition"]
     root = ET.fromstring(gpx.data)
@@ -743,13 +754,13 @@ def test_gpx_and_kml_have_one_waypoint_per_stop(town, factory, client, session):
 # ---- results -----------------------------------------------------------------------------
 
 
-def test_results_close_send_back_and_report_new_problems(town, factory, client, session):
+def test_results_close_send_back_and_report_new_problems(town, factory, client, auth, session):
     from app.models import Issue
 
     patrol, issues = _planned(town, factory, session)
     by_issue = {s.issue_id: s for s in patrol.stops}
     fixed, unfixed, other = (by_issue[i.id] for i in issues)
-    login(client, "inspector")
+    auth.login("inspector")
     page = client.get(f"/patrols/{patrol.id}/results")
     assert page.status_code == 200 and 'name="csrf_token"' in page.get_data(as_text=True)
 
@@ -789,12 +800,12 @@ def test_results_close_send_back_and_report_new_problems(town, factory, client, 
     assert session.execute(select(func.count(Issue.id))).scalar() == count
 
 
-def test_a_bad_result_entry_leaves_nothing_half_written(town, factory, client, session):
+def test_a_bad_result_entry_leaves_nothing_half_written(town, factory, client, auth, session):
     from app.models import Issue, Stop
 
     patrol, issues = _planned(town, factory, session)
     by_issue = {s.issue_id: s for s in patrol.stops}
-    login(client, "inspector")
+    auth.login("inspector")
     response = client.post(
         f"/patrols/{patrol.id}/results",
         data={
@@ -813,27 +824,28 @@ def test_a_bad_result_entry_leaves_nothing_half_written(town, factory, client, s
     assert response.status_code == 400
 
 
-def test_leaders_may_read_patrols_but_not_enter_results(town, factory, client, session):
+def test_leaders_may_read_patrols_but_not_enter_results(town, factory, client, auth, session):
     patrol, _ = _planned(town, factory, session)
-    login(client, "leader")
+    auth.login("leader")
     assert client.get(f"/patrols/{patrol.id}").status_code == 200
     assert client.get(f"/patrols/{patrol.id}/results").status_code == 403
     assert client.post(f"/patrols/{patrol.id}/results", data={}).status_code == 403
 
 
 def test_an_end_point_makes_an_open_route_that_finishes_there(town, session):
-    from app.services.patrols import patrols
+    from app.services.patrols.plan import plan_patrols
+    from app.services.patrols.stops import choose_stops
 
     inspector = town["users"]["inspector"]
-    stops, record = patrols.choose_stops(
+    stops, record = choose_stops(
         session, inspector, "points", {"points": [west_point(0), east_point(2), west_point(4)]}
     )
     end = east_point(7)
-    patrol = patrols.plan_patrols(
+    patrol = plan_patrols(
         session, inspector, stops, use_office_start=False, end=end, selection=record
     )[0]
     assert patrol.start is None and patrol.end == pytest.approx(list(end))
     assert patrol.legs["features"][-1]["properties"]["to"] == "end"
     assert not patrol.return_to_start
     with pytest.raises(Exception, match="终点"):
-        patrols.plan_patrols(session, inspector, stops, end=end, n_inspectors=2)
+        plan_patrols(session, inspector, stops, end=end, n_inspectors=2)

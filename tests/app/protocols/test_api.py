@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from app.models import ApiToken, Assessment, Issue, IssueEvent, Patrol, Stop, now_local
-from tests.conftest import BASE_LAT, BASE_LON, STEP, east_point, west_point
+from app.extensions import db
+from app.models import ApiToken, Assessment, Issue, IssueEvent, Patrol, Stop, User, now_local
+from app.services.core.passwords import issue_token
+from app.services.protocols.openapi import build_openapi
+from gis.crs import wgs84_to_gcj02
+from tests.factories import BASE_LAT, BASE_LON, STEP, AuthActions, east_point, png_bytes, west_point
 
 TOWN_BBOX = f"{BASE_LON - 0.01},{BASE_LAT - 0.01},{BASE_LON + 0.01},{BASE_LAT + 0.01}"
 
@@ -17,8 +22,6 @@ TOWN_BBOX = f"{BASE_LON - 0.01},{BASE_LAT - 0.01},{BASE_LON + 0.01},{BASE_LAT + 
 @pytest.fixture()
 def town(factory, session):
     """The factory town plus a token per user and three issues on each side."""
-    from app.services.core.passwords import issue_token
-
     world = factory.town()
     tokens = {name: issue_token(session, user) for name, user in world["users"].items()}
     session.commit()
@@ -53,10 +56,6 @@ def post(client, town, who: str, url: str, body=None, **kw):
 
 def upload_after_photo(client, town, who: str, issue_id: int, version: int):
     """POST an 整改后 photo through the API; return the response."""
-    import io
-
-    from tests.app._issue_helpers import png_bytes
-
     return client.post(
         f"/api/v1/issues/{issue_id}/photos",
         data={"kind": "after", "version": str(version),
@@ -112,9 +111,7 @@ def test_an_empty_bearer_token_is_refused_like_a_bad_one(client, town, header):
 
 
 def test_session_cookie_is_not_enough(client, town):
-    from tests.conftest import login
-
-    login(client, "admin")
+    AuthActions(client).login("admin")
     assert client.get("/api/v1/issues").status_code == 401
     assert client.post("/api/v1/issues", json={"description": "x"}).status_code == 401
 
@@ -369,8 +366,6 @@ def test_create_issue_with_coordinates(client, town, session):
 
 
 def test_create_issue_converts_gcj02(client, town):
-    from gis.crs import wgs84_to_gcj02
-
     lon, lat = west_point(1)
     glon, glat = wgs84_to_gcj02(lon, lat)
     body = post(
@@ -711,7 +706,6 @@ def test_openapi_is_public_and_lists_every_route(client, app):
 
 def test_openapi_validates_when_validator_available():
     validator = pytest.importorskip("openapi_spec_validator")
-    from app.services.protocols.openapi import build_openapi
 
     validator.validate(build_openapi())
 
@@ -720,10 +714,6 @@ def test_openapi_validates_when_validator_available():
 
 
 def test_demo_county_unit_head_scope(demo_app, demo_client):
-    from app.extensions import db
-    from app.models import User
-    from app.services.core.passwords import issue_token
-
     head = db.session.execute(select(User).where(User.username == "unit01")).scalar_one()
     admin = db.session.execute(select(User).where(User.username == "admin")).scalar_one()
     head_token, admin_token = issue_token(db.session, head), issue_token(db.session, admin)

@@ -7,13 +7,21 @@ import os
 import subprocess
 import sys
 import threading
+from functools import partial
 from urllib.parse import parse_qs, urlsplit
 
 import geopandas as gpd
 import pytest
 from shapely.geometry import LineString
+from sqlalchemy import func, select
 
-from tests.conftest import BASE_LAT, BASE_LON, STEP, east_point, login, west_point
+from app.extensions import db
+from app.models import Cell, Feature, Issue, User, today_local
+from app.services.core.passwords import issue_token
+from app.services.grids.cells import active_grid
+from app.services.grids.layers import active_layer, store_layer
+from app.services.protocols.ogc_items import parse_item_query
+from tests.factories import BASE_LAT, BASE_LON, STEP, east_point, west_point
 
 TOWN_BBOX = f"{BASE_LON - 0.01},{BASE_LAT - 0.01},{BASE_LON + 0.01},{BASE_LAT + 0.01}"
 
@@ -21,9 +29,6 @@ TOWN_BBOX = f"{BASE_LON - 0.01},{BASE_LAT - 0.01},{BASE_LON + 0.01},{BASE_LAT + 
 @pytest.fixture()
 def town(factory, session):
     """The factory town plus API tokens, two problems per unit and a small roads layer."""
-    from app.services.core.passwords import issue_token
-    from app.services.grids.layers import store_layer
-
     world = factory.town()
     users = world["users"]
     world["issues"] = {
@@ -91,14 +96,14 @@ def test_every_route_needs_authentication(client, town, url):
     assert "Bearer" in response.headers["WWW-Authenticate"]
 
 
-def test_bad_token_is_401_even_with_a_session(client, town):
-    login(client, "admin")
+def test_bad_token_is_401_even_with_a_session(client, auth, town):
+    auth.login("admin")
     response = get(client, "/ogc/collections", "sg_not-a-token")
     assert response.status_code == 401
 
 
-def test_browser_session_is_accepted(client, town):
-    login(client, "west")
+def test_browser_session_is_accepted(client, auth, town):
+    auth.login("west")
     response = client.get("/ogc/collections/cells/items")
     assert response.status_code == 200
     assert response.json["numberMatched"] == 8
@@ -340,8 +345,6 @@ def test_unknown_item_is_404(client, town, url):
 
 
 def test_unplaced_problem_is_not_a_feature(client, town, session):
-    from app.models import Issue
-
     queued = Issue(description="地址不详的问题", address="某处", needs_placement=True)
     session.add(queued)
     session.commit()
@@ -366,8 +369,6 @@ def test_property_filters(client, town):
 
 
 def test_datetime_filters_problems_by_found_at(client, town):
-    from app.models import today_local
-
     token = town["tokens"]["admin"]
     url = "/ogc/collections/issues/items?datetime="
     assert get(client, url + "2000-01-01/2000-12-31", token).json["numberMatched"] == 0
@@ -401,9 +402,6 @@ def test_unit_head_whole_town_bbox_returns_only_theirs(client, town):
 
 
 def test_unit_head_guessing_ids_gets_404(client, town, session):
-    from sqlalchemy import select
-
-    from app.models import Cell
 
     token = town["tokens"]["west"]
     east_cell = (
@@ -474,11 +472,6 @@ def served_demo(demo_app):
 
 def demo_token(demo_app, username: str | None = None, *, role: str | None = None):
     """An API token for a demo user; returns (token, user id, unit id)."""
-    from sqlalchemy import select
-
-    from app.extensions import db
-    from app.models import Cell, User
-    from app.services.core.passwords import issue_token
 
     with demo_app.app_context():
         stmt = select(User)
@@ -496,11 +489,6 @@ def demo_token(demo_app, username: str | None = None, *, role: str | None = None
 
 
 def visible_codes(demo_app, unit_id: int | None) -> set[str]:
-    from sqlalchemy import select
-
-    from app.extensions import db
-    from app.models import Cell
-    from app.services.grids.cells import active_grid
 
     with demo_app.app_context():
         stmt = select(Cell.code).where(Cell.grid_id == active_grid(db.session).id)
@@ -562,11 +550,6 @@ def test_gdal_as_unit_head_gets_only_their_cells(served_demo, demo_app):
 def test_gdal_reads_base_layers(served_demo, demo_app):
     url, _ = served_demo
     token, _, _ = demo_token(demo_app, role="unit_head")
-    from sqlalchemy import func, select
-
-    from app.extensions import db
-    from app.models import Feature
-    from app.services.grids.layers import active_layer
 
     with demo_app.app_context():
         roads = db.session.execute(
@@ -609,8 +592,8 @@ def test_gdal_without_token_is_refused(served_demo):
 
 
 def test_parse_bbox_accepts_the_3d_form():
-    from app.services.protocols.ogc import parse_bbox
+    query = partial(parse_item_query, "cells")
 
-    assert parse_bbox("103.5,22.7,103.6,22.8") == (103.5, 22.7, 103.6, 22.8)
+    assert query({"bbox": "103.5,22.7,103.6,22.8"}).bbox == (103.5, 22.7, 103.6, 22.8)
     # minx,miny,minz,maxx,maxy,maxz: heights are dropped.
-    assert parse_bbox("103.5,22.7,0,103.6,22.8,100") == (103.5, 22.7, 103.6, 22.8)
+    assert query({"bbox": "103.5,22.7,0,103.6,22.8,100"}).bbox == (103.5, 22.7, 103.6, 22.8)

@@ -11,13 +11,12 @@ from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
 from app.models import Issue
-from tests.conftest import east_point, west_point
+from app.services.core.passwords import issue_token
+from tests.factories import east_point, west_point
 
 
 @pytest.fixture()
 def town(factory, session):
-    from app.services.core.passwords import issue_token
-
     world = factory.town()
     factory.category("0303", "乱贴乱画", days=3)
     world["tokens"] = {name: issue_token(session, user) for name, user in world["users"].items()}

@@ -14,13 +14,12 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
-from tests.conftest import west_point  # noqa: E402
+from app.services.core.passwords import issue_token  # noqa: E402
+from tests.factories import west_point  # noqa: E402
 
 
 @pytest.fixture()
 def admin_token(app, factory, session) -> str:
-    from app.services.core.passwords import issue_token
-
     town = factory.town()
     users = town["users"]
     for i in range(3):

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from app.models import ApiToken, AuditLog, Unit, User
 from app.services.core.errors import ForbiddenError, ValidationError
-from app.services.tables import accounts
-from tests.conftest import login
+from app.services.tables import accounts, roster
+from tests.factories import AuthActions
 
 
 @pytest.fixture()
@@ -48,8 +48,8 @@ def _roster(rows, header=("单位", "姓名", "手机号", "角色")) -> bytes:
 
 
 @pytest.mark.parametrize("username", ["inspector", "leader", "west"])
-def test_non_admins_get_403_on_every_admin_page(client, town, username):
-    login(client, username)
+def test_non_admins_get_403_on_every_admin_page(client, auth, town, username):
+    auth.login(username)
     assert client.get("/admin/users").status_code == 403
     assert client.get("/admin/audit").status_code == 403
     response = client.post("/admin/units", data={"name": "偷建单位"})
@@ -72,17 +72,17 @@ def test_services_refuse_non_admins(session, town):
 # ---------------------------------------------------------------------- users
 
 
-def test_user_list_shows_role_unit_and_last_login(client, town):
-    login(client, "west")
+def test_user_list_shows_role_unit_and_last_login(client, auth, town):
+    auth.login("west")
     other = client.application.test_client()
-    login(other, "admin")
+    AuthActions(other).login("admin")
     page = other.get("/admin/users").get_data(as_text=True)
     assert "西区单位" in page and "责任单位" in page and "从未登录" in page  # leader never did
     assert page.count("从未登录") == 3  # inspector, leader, east; admin and west logged in
 
 
-def test_create_user_shows_temporary_password_once(client, town, session):
-    login(client, "admin")
+def test_create_user_shows_temporary_password_once(client, auth, town, session):
+    auth.login("admin")
     response = client.post(
         "/admin/users",
         data={
@@ -103,12 +103,12 @@ def test_create_user_shows_temporary_password_once(client, town, session):
     assert password not in user.password_hash
     # The new user signs in with it and is sent to change it.
     newcomer = client.application.test_client()
-    assert login(newcomer, "zhao", password).headers["Location"].endswith("/password")
+    assert AuthActions(newcomer).login("zhao", password).headers["Location"].endswith("/password")
     assert "user_created" in _audit_actions(session)
 
 
-def test_create_unit_head_without_unit_is_refused(client, town, session):
-    login(client, "admin")
+def test_create_unit_head_without_unit_is_refused(client, auth, town, session):
+    auth.login("admin")
     before = _count(session, User)
     response = client.post("/admin/users", data={"username": "nobody", "role": "unit_head"})
     assert response.status_code == 400
@@ -116,11 +116,11 @@ def test_create_unit_head_without_unit_is_refused(client, town, session):
     assert _count(session, User) == before
 
 
-def test_role_change_is_audited_and_ends_sessions(client, app, town, session):
+def test_role_change_is_audited_and_ends_sessions(client, auth, app, town, session):
     victim = app.test_client()
-    login(victim, "west")
+    AuthActions(victim).login("west")
     assert victim.get("/").status_code == 200
-    login(client, "admin")
+    auth.login("admin")
     response = client.post(
         f"/admin/users/{town['users']['west'].id}",
         data={"role": "unit_head", "unit_id": town["east"].id},
@@ -140,8 +140,8 @@ def test_role_change_is_audited_and_ends_sessions(client, app, town, session):
     assert detail == "leader: leader → inspector"
 
 
-def test_bad_role_and_self_demotion_are_refused(client, town, session):
-    login(client, "admin")
+def test_bad_role_and_self_demotion_are_refused(client, auth, town, session):
+    auth.login("admin")
     admin_id = town["users"]["admin"].id
     bad = client.post(f"/admin/users/{town['users']['leader'].id}", data={"role": "superuser"})
     assert bad.status_code == 400 and "superuser" in bad.get_data(as_text=True)
@@ -152,10 +152,10 @@ def test_bad_role_and_self_demotion_are_refused(client, town, session):
     assert client.get("/admin/users/99999").status_code == 404
 
 
-def test_reset_password(client, app, town, session):
+def test_reset_password(client, auth, app, town, session):
     victim = app.test_client()
-    login(victim, "east")
-    login(client, "admin")
+    AuthActions(victim).login("east")
+    auth.login("admin")
     response = client.post(f"/admin/users/{town['users']['east'].id}/reset-password")
     assert response.status_code == 200
     import re
@@ -164,14 +164,14 @@ def test_reset_password(client, app, town, session):
         r'<code class="secret">([^<]+)</code>', response.get_data(as_text=True)
     ).group(1)
     assert victim.get("/").status_code == 302  # old session is dead
-    assert login(app.test_client(), "east").status_code == 401  # old password is dead
+    assert AuthActions(app.test_client()).login("east").status_code == 401  # old password is dead
     fresh = app.test_client()
-    assert login(fresh, "east", password).headers["Location"].endswith("/password")
+    assert AuthActions(fresh).login("east", password).headers["Location"].endswith("/password")
     assert _user(session, "east").must_change_password
     assert "password_reset" in _audit_actions(session)
 
 
-def test_disable_revokes_tokens_and_enable(client, app, town, session):
+def test_disable_revokes_tokens_and_enable(client, auth, app, town, session):
     from app.services.core.passwords import issue_token
 
     token = issue_token(session, town["users"]["inspector"])
@@ -179,30 +179,30 @@ def test_disable_revokes_tokens_and_enable(client, app, town, session):
     api = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     assert api.get("/api/v1/issues", headers=headers).status_code == 200
-    login(client, "admin")
+    auth.login("admin")
     uid = town["users"]["inspector"].id
     assert client.post(f"/admin/users/{uid}/disable").status_code == 302
     assert api.get("/api/v1/issues", headers=headers).status_code == 401
-    assert login(app.test_client(), "inspector").status_code == 401
+    assert AuthActions(app.test_client()).login("inspector").status_code == 401
     assert session.execute(select(ApiToken.revoked_at)).scalar_one() is not None
     assert client.post(f"/admin/users/{uid}/enable").status_code == 302
-    assert login(app.test_client(), "inspector").status_code == 302
+    assert AuthActions(app.test_client()).login("inspector").status_code == 302
     # Re-enabling does not bring a revoked token back.
     assert api.get("/api/v1/issues", headers=headers).status_code == 401
     assert {"user_disabled", "user_enabled"} <= set(_audit_actions(session))
 
 
-def test_admin_cannot_disable_self(client, town, session):
-    login(client, "admin")
+def test_admin_cannot_disable_self(client, auth, town, session):
+    auth.login("admin")
     response = client.post(f"/admin/users/{town['users']['admin'].id}/disable")
     assert response.status_code == 400 and "自己" in response.get_data(as_text=True)
     assert _user(session, "admin").active
 
 
-def test_logout_everywhere_for_a_user(client, app, town):
+def test_logout_everywhere_for_a_user(client, auth, app, town):
     victim = app.test_client()
-    login(victim, "leader")
-    login(client, "admin")
+    AuthActions(victim).login("leader")
+    auth.login("admin")
     client.post(f"/admin/users/{town['users']['leader'].id}/logout-everywhere")
     assert victim.get("/").status_code == 302
     assert client.get("/admin/users").status_code == 200
@@ -211,8 +211,8 @@ def test_logout_everywhere_for_a_user(client, app, town):
 # ---------------------------------------------------------------------- tokens
 
 
-def test_token_created_once_listed_and_revoked(client, app, town, session):
-    login(client, "admin")
+def test_token_created_once_listed_and_revoked(client, auth, app, town, session):
+    auth.login("admin")
     uid = town["users"]["inspector"].id
     response = client.post(f"/admin/users/{uid}/tokens", data={"name": "12345 热线"})
     import re
@@ -235,8 +235,8 @@ def test_token_created_once_listed_and_revoked(client, app, town, session):
 # ---------------------------------------------------------------------- units
 
 
-def test_units_create_edit_and_duplicate(client, town, session):
-    login(client, "admin")
+def test_units_create_edit_and_duplicate(client, auth, town, session):
+    auth.login("admin")
     assert (
         client.post(
             "/admin/units",
@@ -268,11 +268,11 @@ def test_units_create_edit_and_duplicate(client, town, session):
     assert "县城市管理局" in client.get("/admin/units").get_data(as_text=True)
 
 
-def test_disabling_a_unit_disables_its_heads(client, app, town, session):
-    login(client, "admin")
+def test_disabling_a_unit_disables_its_heads(client, auth, app, town, session):
+    auth.login("admin")
     assert client.post(f"/admin/units/{town['west'].id}/disable").status_code == 302
     assert not _user(session, "west").active
-    assert login(app.test_client(), "west").status_code == 401
+    assert AuthActions(app.test_client()).login("west").status_code == 401
     assert _user(session, "east").active
 
 
@@ -285,8 +285,8 @@ def _upload_roster(client, data: bytes, name: str = "花名册.xlsx"):
     )
 
 
-def test_roster_import_creates_all_and_passwords_download_once(client, app, town, session):
-    login(client, "admin")
+def test_roster_import_creates_all_and_passwords_download_once(client, auth, app, town, session):
+    auth.login("admin")
     data = _roster(
         [
             ("西区单位", "张三", "138 0000 1111", "单位负责人"),
@@ -317,14 +317,15 @@ def test_roster_import_creates_all_and_passwords_download_once(client, app, town
     ws = load_workbook(io.BytesIO(sheet.data)).active
     rows = {r[4]: r[5] for r in ws.iter_rows(min_row=2, values_only=True)}
     assert set(rows) == {"13800001111", "13900002222", "13700003333", "13600004444"}
-    assert login(app.test_client(), "13900002222", rows["13900002222"]).status_code == 302
+    signed_in = AuthActions(app.test_client()).login("13900002222", rows["13900002222"])
+    assert signed_in.status_code == 302
     again = client.get(preview_url + "/passwords.xlsx")
     assert again.status_code == 404 and "已下载" in again.get_data(as_text=True)
     assert "roster_imported" in _audit_actions(session)
 
 
-def test_roster_with_bad_rows_imports_nothing(client, town, session):
-    login(client, "admin")
+def test_roster_with_bad_rows_imports_nothing(client, auth, town, session):
+    auth.login("admin")
     data = _roster(
         [
             ("西区单位", "张三", "13800001111", "单位负责人"),
@@ -345,8 +346,8 @@ def test_roster_with_bad_rows_imports_nothing(client, town, session):
     assert _count(session, User) == 5 and _count(session, Unit) == 2
 
 
-def test_roster_existing_account_and_unreadable_files(client, town, session):
-    login(client, "admin")
+def test_roster_existing_account_and_unreadable_files(client, auth, town, session):
+    auth.login("admin")
     client.post("/admin/roster", data={})  # no file
     assert _upload_roster(client, b"MZ\x90\x00\x03" + b"\x00" * 200, "名单.xlsx").status_code == 400
     no_header = _upload_roster(client, _roster([("x", "y")], header=("甲", "乙")))
@@ -359,15 +360,15 @@ def test_roster_existing_account_and_unreadable_files(client, town, session):
     assert again.status_code == 400 and "已有账号" in again.get_data(as_text=True)
 
 
-def test_roster_upload_belongs_to_its_uploader(client, app, town, factory, session):
+def test_roster_upload_belongs_to_its_uploader(client, auth, app, town, factory, session):
     factory.user("admin2", "admin")
     session.commit()
-    login(client, "admin")
+    auth.login("admin")
     url = _upload_roster(client, _roster([("", "钱七", "13900008888", "督查员")])).headers[
         "Location"
     ]
     other = app.test_client()
-    login(other, "admin2")
+    AuthActions(other).login("admin2")
     assert other.get(url).status_code == 404
     assert other.post(url).status_code == 404
     assert client.get("/admin/roster/../../etc/passwd").status_code == 404
@@ -377,15 +378,15 @@ def test_roster_upload_belongs_to_its_uploader(client, app, town, factory, sessi
 def test_roster_service_row_errors_are_numbered(session, town):
     data = _roster([("不存在的局", "甲", "13800001111", "单位负责人")])
     with pytest.raises(ValidationError, match="第2行: 单位「不存在的局」不存在"):
-        accounts.import_roster(session, town["users"]["admin"], data, "a.xlsx")
+        roster.import_roster(session, town["users"]["admin"], data, "a.xlsx")
 
 
 # ---------------------------------------------------------------------- audit log
 
 
-def test_audit_page_filters(client, app, town, session):
-    login(app.test_client(), "west", "wrong-password")
-    login(client, "admin")
+def test_audit_page_filters(client, auth, app, town, session):
+    AuthActions(app.test_client()).login("west", "wrong-password")
+    auth.login("admin")
     client.post(f"/admin/users/{town['users']['east'].id}/reset-password")
     page = client.get("/admin/audit").get_data(as_text=True)
     assert "登录失败" in page and "重置密码" in page

@@ -9,11 +9,17 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import Category, CategoryAlias, Issue, IssueEvent
+from app.services.core.errors import TableRowsError
 from app.services.issues.intake import IssueInput, create_issue
 from app.services.tables import categories
-from app.services.tables.categories import CategoryMatcher, match_category, pending_deadline_days
+from app.services.tables.category_match import (
+    CategoryMatcher,
+    match_category,
+    pending_deadline_days,
+    set_pending_deadline_days,
+)
 from app.services.tables.workdays import seed_calendar
-from tests.conftest import login, west_point
+from tests.factories import west_point
 
 LAYERS = Path(__file__).resolve().parents[3] / "layers"
 
@@ -155,13 +161,13 @@ def test_a_blank_category_is_pending_too_and_the_list_deadline_is_kept(town, ses
 
 
 def test_the_default_deadline_is_a_setting(town, session):
-    categories.set_pending_deadline_days(session, town["users"]["admin"], "8")
+    set_pending_deadline_days(session, town["users"]["admin"], "8")
     session.commit()
     assert pending_deadline_days(session) == 8
     issue = _report(session, town["users"]["inspector"], "xyz")
     assert issue.deadline.isoformat() == "2026-11-12"
     with pytest.raises(categories.ValidationError, match="'abc' 不是整数"):
-        categories.set_pending_deadline_days(session, None, "abc")
+        set_pending_deadline_days(session, None, "abc")
 
 
 def test_every_new_issue_keeps_the_category_as_written(town, session):
@@ -174,14 +180,14 @@ def test_every_new_issue_keeps_the_category_as_written(town, session):
 # ---------------------------------------------------------------------- the 待分类 queue
 
 
-def test_the_queue_classifies_ticked_rows_in_bulk(town, session, client):
+def test_the_queue_classifies_ticked_rows_in_bulk(town, session, client, auth):
     from datetime import date
 
     inspector = town["users"]["inspector"]
     default = _report(session, inspector, "其他")
     listed = _report(session, inspector, "", deadline=date(2026, 11, 30))
     other = _report(session, inspector, "xyz")
-    login(client, "admin")
+    auth.login("admin")
     page = client.get("/issues/pending/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -205,9 +211,9 @@ def test_the_queue_classifies_ticked_rows_in_bulk(town, session, client):
     assert f"#{default.id}" not in client.get("/issues/pending/").get_data(as_text=True)
 
 
-def test_the_queue_refuses_a_missing_choice_with_a_message(town, session, client):
+def test_the_queue_refuses_a_missing_choice_with_a_message(town, session, client, auth):
     issue = _report(session, town["users"]["inspector"], "其他")
-    login(client, "admin")
+    auth.login("admin")
     response = client.post("/issues/pending/", data={"issue_id": str(issue.id), "category": ""})
     assert response.status_code == 400
     assert "请选择问题类别" in response.get_data(as_text=True)
@@ -220,14 +226,14 @@ def test_the_queue_refuses_a_missing_choice_with_a_message(town, session, client
     assert session.get(Issue, issue.id).category_pending
 
 
-def test_the_list_flags_pending_and_the_export_has_a_column(town, session, client):
+def test_the_list_flags_pending_and_the_export_has_a_column(town, session, client, auth):
     import io
 
     from openpyxl import load_workbook
 
     pending = _report(session, town["users"]["inspector"], "其他")
     _report(session, town["users"]["inspector"], "背街小巷")
-    login(client, "admin")
+    auth.login("admin")
     html = client.get("/issues/").get_data(as_text=True)
     assert html.count('class="tag warn-tag" title="原文: 其他">待分类</span>') == 1
     data = client.get("/issues/export.xlsx").data
@@ -241,19 +247,19 @@ def test_the_list_flags_pending_and_the_export_has_a_column(town, session, clien
     assert [r[col].value for i, r in rows.items() if i != pending.id] == [None]
 
 
-def test_the_nav_shows_the_queue_to_admins_only(town, client):
-    login(client, "admin")
+def test_the_nav_shows_the_queue_to_admins_only(town, client, auth):
+    auth.login("admin")
     assert "待分类</a>" in client.get("/issues/").get_data(as_text=True)
     client.get("/logout")
-    login(client, "inspector")
+    auth.login("inspector")
     assert "待分类</a>" not in client.get("/issues/").get_data(as_text=True)
 
 
 # ---------------------------------------------------------------------- the tables page
 
 
-def test_an_office_edits_a_deadline_on_the_tables_page(town, session, client):
-    login(client, "admin")
+def test_an_office_edits_a_deadline_on_the_tables_page(town, session, client, auth):
+    auth.login("admin")
     assert "背街小巷" in client.get("/admin/tables/categories").get_data(as_text=True)
     form = client.get("/admin/tables/categories?edit=0302").get_data(as_text=True)
     assert 'action="/admin/tables/categories/0302"' in form and 'value="5"' in form
@@ -269,7 +275,7 @@ def test_an_office_edits_a_deadline_on_the_tables_page(town, session, client):
     assert "时限: &#39;abc&#39; 不是数字" in bad.get_data(as_text=True)
 
 
-def test_an_uploaded_category_table_names_its_bad_rows(town, session, client):
+def test_an_uploaded_category_table_names_its_bad_rows(town, session, client, auth):
     import io
 
     from openpyxl import Workbook
@@ -282,7 +288,7 @@ def test_an_uploaded_category_table_names_its_bad_rows(town, session, client):
     ws.append(["0321", "又一类别", "abc", 1, ""])
     buf = io.BytesIO()
     wb.save(buf)
-    login(client, "admin")
+    auth.login("admin")
     count = session.execute(select(func.count(Category.id))).scalar()
     response = client.post("/admin/tables/categories/import", data={
         "file": (io.BytesIO(buf.getvalue()), "类别.xlsx")}, content_type="multipart/form-data")
@@ -307,12 +313,12 @@ def test_an_uploaded_category_table_names_its_bad_rows(town, session, client):
 def test_replacing_the_table_keeps_categories_in_use(town, session):
     _report(session, town["users"]["inspector"], "0302")
     table = "编码,名称\n03,市容环境卫生\n0301,主次干道\n".encode()
-    with pytest.raises(categories.CategoryTableError, match="0302 背街小巷 有 1 条问题使用"):
+    with pytest.raises(TableRowsError, match="0302 背街小巷 有 1 条问题使用"):
         categories.import_categories(session, None, table, "类别.csv", replace=True)
 
 
-def test_synonyms_are_edited_on_the_tables_page_and_apply_at_once(town, session, client):
-    login(client, "admin")
+def test_synonyms_are_edited_on_the_tables_page_and_apply_at_once(town, session, client, auth):
+    auth.login("admin")
     assert "牛皮癣" in client.get("/admin/tables/category-aliases").get_data(as_text=True)
     form = client.get("/admin/tables/category-aliases?edit=四害").get_data(as_text=True)
     assert 'name="old_alias" value="四害"' in form

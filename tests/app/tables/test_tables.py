@@ -19,7 +19,7 @@ from app.services.grids import geocoding
 from app.services.grids.layers import store_layer
 from app.services.issues.intake import IssueInput, create_issue
 from app.services.tables import workdays
-from tests.conftest import BASE_LAT, BASE_LON, login
+from tests.factories import BASE_LAT, BASE_LON
 
 # The State Council's (made-up) 2027 notice: New Year's Day on a Friday, Monday 4 January
 # off as well, Saturday 9 January worked in exchange.
@@ -105,7 +105,7 @@ def _count(session, model, *where) -> int:
 # ---------------------------------------------------------------------- deadlines in 2027
 
 
-def test_2027_deadline_falls_back_to_weekends_and_says_so(town, session, client):
+def test_2027_deadline_falls_back_to_weekends_and_says_so(town, session, client, auth):
     user = town["users"]["inspector"]
     lon, lat = BASE_LON + 0.0005, BASE_LAT - 0.0005
     # Friday 1 January 2027, category deadline 5 working days: no table for 2027.
@@ -114,18 +114,18 @@ def test_2027_deadline_falls_back_to_weekends_and_says_so(town, session, client)
     warnings = _report_data(session, issue)["calendar_warnings"]
     assert warnings == ["2027 年的节假日安排尚未录入，按周末计算工作日"]
 
-    login(client, "inspector")
+    auth.login("inspector")
     page = client.get(f"/issues/{issue.id}").get_data(as_text=True)
     assert "2027 年的节假日安排尚未录入" in page
 
-    login(client, "admin")
+    auth.login("admin")
     holidays = client.get("/admin/tables/holidays").get_data(as_text=True)
     assert "2027 年节假日安排尚未录入，截止日期按周末计算" in holidays
     assert f'href="/issues/{issue.id}"' in holidays  # the problems concerned are named
 
 
-def test_after_importing_2027_the_deadline_follows_the_table(town, session, client):
-    login(client, "admin")
+def test_after_importing_2027_the_deadline_follows_the_table(town, session, client, auth):
+    auth.login("admin")
     response = _import_year(client, 2027, _csv(TABLE_2027))
     assert response.status_code == 302
     assert response.headers["Location"].endswith("/admin/tables/holidays/2027")
@@ -147,12 +147,14 @@ def test_after_importing_2027_the_deadline_follows_the_table(town, session, clie
     assert "2027 年节假日安排尚未录入" not in overview
 
 
-def test_problem_page_keeps_the_fallback_notice_after_the_year_is_entered(town, session, client):
+def test_problem_page_keeps_the_fallback_notice_after_the_year_is_entered(
+    town, session, client, auth
+):
     user = town["users"]["inspector"]
     issue = _report_issue(
         session, user, datetime(2027, 1, 1, 9, 0), BASE_LON + 0.0005, BASE_LAT - 0.0005
     )
-    login(client, "admin")
+    auth.login("admin")
     assert _import_year(client, 2027, _csv(TABLE_2027)).status_code == 302
     # The stored deadline was reckoned on weekends only: the page still says so.
     page = client.get(f"/issues/{issue.id}").get_data(as_text=True)
@@ -174,8 +176,8 @@ def test_work_calendar_without_any_table_never_crashes(session, app):
 # ---------------------------------------------------------------------- the holiday table
 
 
-def test_overview_lists_known_years_with_counts(town, session, client):
-    login(client, "admin")
+def test_overview_lists_known_years_with_counts(town, session, client, auth):
+    auth.login("admin")
     page = client.get("/admin/tables/holidays")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -199,17 +201,17 @@ def test_overview_lists_known_years_with_counts(town, session, client):
     assert row["workdays"] == n_2026 and row["holidays"] > 20
 
 
-def test_empty_database_warns_for_this_year_and_next(factory, session, client):
+def test_empty_database_warns_for_this_year_and_next(factory, session, client, auth):
     factory.town()
-    login(client, "admin")
+    auth.login("admin")
     html = client.get("/admin/tables/holidays").get_data(as_text=True)
     this_year = date.today().year
     assert f"{this_year} 年节假日安排尚未录入，截止日期按周末计算" in html
     assert f"{this_year + 1} 年节假日安排尚未录入，截止日期按周末计算" in html
 
 
-def test_xlsx_upload_with_date_cells_and_short_types(town, session, client):
-    login(client, "admin")
+def test_xlsx_upload_with_date_cells_and_short_types(town, session, client, auth):
+    auth.login("admin")
     rows = [
         ("2027年节假日安排",),
         ("日期", "类型", "名称"),
@@ -241,8 +243,8 @@ def test_xlsx_upload_with_date_cells_and_short_types(town, session, client):
     }
 
 
-def test_bad_rows_are_named_and_nothing_is_written(town, session, client):
-    login(client, "admin")
+def test_bad_rows_are_named_and_nothing_is_written(town, session, client, auth):
+    auth.login("admin")
     table = (
         "日期,类型,名称\n"
         "2027-13-01,放假,元旦\n"  # row 2: not a date
@@ -262,9 +264,9 @@ def test_bad_rows_are_named_and_nothing_is_written(town, session, client):
     assert _count(session, WorkdayOverride, WorkdayOverride.day >= date(2027, 1, 1)) == 0
 
 
-def test_confirm_checks_the_rows_again(town, session, client):
+def test_confirm_checks_the_rows_again(town, session, client, auth):
     """A tampered or stale confirm form is refused whole; the year keeps its old table."""
-    login(client, "admin")
+    auth.login("admin")
     before = _count(session, WorkdayOverride, WorkdayOverride.day >= date(2026, 1, 1))
     rows = [
         {"row": 2, "date": "2026-10-01", "type": "放假", "name": "国庆节"},
@@ -285,8 +287,8 @@ def test_confirm_checks_the_rows_again(town, session, client):
     assert "预览数据无效" in garbage.get_data(as_text=True)
 
 
-def test_replacing_a_known_year_swaps_all_its_rows(town, session, client):
-    login(client, "admin")
+def test_replacing_a_known_year_swaps_all_its_rows(town, session, client, auth):
+    auth.login("admin")
     preview = _upload_year(client, 2026, _csv("日期,类型,名称\n2026-10-01,放假,国庆节\n"))
     text = preview.get_data(as_text=True)
     assert preview.status_code == 200
@@ -327,23 +329,23 @@ def test_replacing_a_known_year_swaps_all_its_rows(town, session, client):
         ("2027", (io.BytesIO(b"%PDF-1.4"), "通知.pdf"), "只接受 .xlsx、.xls、.csv"),
     ],
 )
-def test_unusable_uploads_are_refused(town, session, client, year, file, message):
-    login(client, "admin")
+def test_unusable_uploads_are_refused(town, session, client, auth, year, file, message):
+    auth.login("admin")
     response = _upload_year(client, year, file)
     assert response.status_code == 400
     assert message in response.get_data(as_text=True)
     assert session.get(CalendarYear, 2027) is None
 
 
-def test_upload_without_file(town, client):
-    login(client, "admin")
+def test_upload_without_file(town, client, auth):
+    auth.login("admin")
     response = client.post("/admin/tables/holidays/import", data={"year": "2027"})
     assert response.status_code == 400
     assert "请选择节假日表文件" in response.get_data(as_text=True)
 
 
-def test_year_page_for_a_missing_and_an_absurd_year(town, client):
-    login(client, "admin")
+def test_year_page_for_a_missing_and_an_absurd_year(town, client, auth):
+    auth.login("admin")
     missing = client.get("/admin/tables/holidays/2030")
     assert missing.status_code == 200
     assert "2030 年节假日安排尚未录入，截止日期按周末计算" in missing.get_data(as_text=True)
@@ -351,8 +353,8 @@ def test_year_page_for_a_missing_and_an_absurd_year(town, client):
 
 
 @pytest.mark.parametrize("username", ["inspector", "leader", "west", "east"])
-def test_only_admins_touch_the_tables(town, session, client, username):
-    login(client, username)
+def test_only_admins_touch_the_tables(town, session, client, auth, username):
+    auth.login(username)
     assert client.get("/admin/tables/holidays").status_code == 403
     assert client.get("/admin/tables/holidays/2026").status_code == 403
     assert client.get("/admin/tables/aliases").status_code == 403
@@ -379,10 +381,10 @@ def test_anonymous_is_sent_to_login(client, app):
     assert response.status_code == 302 and "/login" in response.headers["Location"]
 
 
-def test_nav_links_the_tables_for_admins_only(town, client):
-    login(client, "admin")
+def test_nav_links_the_tables_for_admins_only(town, client, auth):
+    auth.login("admin")
     assert 'href="/admin/tables/holidays"' in client.get("/admin/users").get_data(as_text=True)
-    login(client, "inspector")
+    auth.login("inspector")
     assert "/admin/tables/" not in client.get("/issues/").get_data(as_text=True)
 
 
@@ -443,7 +445,7 @@ def places(town, session):
     return town
 
 
-def test_alias_makes_an_address_findable_at_once(places, session, client):
+def test_alias_makes_an_address_findable_at_once(places, session, client, auth):
     before = geocoding.geocoder_for(session).geocode_address("老车站门口")
     assert before.lon is None
     inspector = places["users"]["inspector"]
@@ -455,7 +457,7 @@ def test_alias_makes_an_address_findable_at_once(places, session, client):
     session.commit()
     assert queued.needs_placement and queued.unit_id is None
 
-    login(client, "admin")
+    auth.login("admin")
     response = client.post("/admin/tables/aliases", data={"alias": "老车站", "canonical": "汽车站"})
     assert response.status_code == 302
     assert geocoding.aliases(session) == {"老车站": "汽车站"}
@@ -477,8 +479,8 @@ def test_alias_makes_an_address_findable_at_once(places, session, client):
     assert '<option value="第一中学">' in page and '<option value="建设路">' in page
 
 
-def test_alias_to_an_unknown_place_is_refused(places, session, client):
-    login(client, "admin")
+def test_alias_to_an_unknown_place_is_refused(places, session, client, auth):
+    auth.login("admin")
     response = client.post("/admin/tables/aliases", data={"alias": "老车站", "canonical": "火车站"})
     assert response.status_code == 400
     assert "标准名称「火车站」不在当前道路、兴趣点或社区图层中" in response.get_data(as_text=True)
@@ -502,8 +504,8 @@ def test_bad_alias_pairs(places, session, alias, canonical, message):
     assert geocoding.aliases(session) == {}
 
 
-def test_edit_rename_and_delete_an_alias(places, session, client):
-    login(client, "admin")
+def test_edit_rename_and_delete_an_alias(places, session, client, auth):
+    auth.login("admin")
     client.post("/admin/tables/aliases", data={"alias": "老车站", "canonical": "汽车站"})
     client.post("/admin/tables/aliases", data={"alias": "一中", "canonical": "第一中学"})
     taken = client.post("/admin/tables/aliases", data={"alias": "一中", "canonical": "汽车站"})
@@ -537,8 +539,8 @@ def test_edit_rename_and_delete_an_alias(places, session, client):
     assert actions.count("alias_saved") == 3 and actions.count("alias_deleted") == 1
 
 
-def test_bulk_upload_merges_or_refuses_whole(places, session, client):
-    login(client, "admin")
+def test_bulk_upload_merges_or_refuses_whole(places, session, client, auth):
+    auth.login("admin")
     geocoding.save_alias(session, None, "旧名", "人民路")
     session.commit()
     table = (
@@ -576,10 +578,10 @@ def test_bulk_upload_merges_or_refuses_whole(places, session, client):
     assert geocoding.aliases(session) == {"二中": "第一中学"}
 
 
-def test_alias_page_flags_a_target_that_left_the_layers(places, session, client):
+def test_alias_page_flags_a_target_that_left_the_layers(places, session, client, auth):
     geocoding.set_aliases(session, {"老站": "已拆除的站"})
     session.commit()
-    login(client, "admin")
+    auth.login("admin")
     page = client.get("/admin/tables/aliases").get_data(as_text=True)
     assert "图层中已无此名称" in page
 
@@ -656,10 +658,10 @@ BIG = "99999999999999999999"
     ],
 )
 def test_admin_tables_answer_impossible_numbers_without_a_500(
-    client, town, method, url, data, status
+    client, auth, town, method, url, data, status
 ):
     """Regression (#13): 99999999999999999999 overflowed the driver (PostgreSQL: ids are
     32-bit) and answered 500; now every table door says 404 (no such row) or 400."""
-    login(client, "admin")
+    auth.login("admin")
     response = getattr(client, method)(url, data=data) if data else client.get(url)
     assert response.status_code == status, response.get_data(as_text=True)[:300]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app.models import AuditLog, Unit, User
 from app.services.grids.layers import store_layer
-from tests.conftest import BASE_LAT, BASE_LON, STEP, east_point, login, west_point
+from tests.factories import BASE_LAT, BASE_LON, STEP, east_point, west_point
 
 
 def _town(factory, session):
@@ -36,9 +36,9 @@ def _town(factory, session):
     return town
 
 
-def test_unit_head_sees_own_area(client, session, factory):
+def test_unit_head_sees_own_area(client, auth, session, factory):
     town = _town(factory, session)
-    login(client, "west")
+    auth.login("west")
     response = client.get("/units/")
     assert response.status_code == 302
     assert response.headers["Location"].endswith(f"/units/{town['west'].id}")
@@ -55,9 +55,9 @@ def test_unit_head_sees_own_area(client, session, factory):
     assert 0.07 < area < 0.11
 
 
-def test_unit_head_cannot_see_other_units_area(client, session, factory):
+def test_unit_head_cannot_see_other_units_area(client, auth, session, factory):
     town = _town(factory, session)
-    login(client, "west")
+    auth.login("west")
     assert client.get(f"/units/{town['east'].id}").status_code == 404
     assert (
         client.get(f"/units/?unit={town['east'].id}")
@@ -68,9 +68,9 @@ def test_unit_head_cannot_see_other_units_area(client, session, factory):
     assert client.get("/units/9999").status_code == 404
 
 
-def test_unit_head_exports_own_cells_only(client, session, factory):
+def test_unit_head_exports_own_cells_only(client, auth, session, factory):
     town = _town(factory, session)
-    login(client, "east")
+    auth.login("east")
     response = client.get(f"/units/{town['east'].id}/cells.geojson")
     assert response.status_code == 200
     data = json.loads(response.data)
@@ -88,45 +88,45 @@ def test_unit_head_exports_own_cells_only(client, session, factory):
     assert len(audit) == 2
 
 
-def test_admin_and_leader_pick_any_unit(client, session, factory):
+def test_admin_and_leader_pick_any_unit(client, auth, session, factory):
     town = _town(factory, session)
     for username in ("admin", "leader", "inspector"):
-        login(client, username)
+        auth.login(username)
         page = client.get("/units/").get_data(as_text=True)
         assert "查看单位" in page and "西区单位" in page and "东区单位" in page
         html = client.get(f"/units/?unit={town['east'].id}", follow_redirects=True).get_data(
             as_text=True
         )
         assert "<b>1</b>个" in html and "东街社区" in html
-        client.post("/logout")
+        auth.logout()
 
 
-def test_unit_head_without_unit_sees_notice(client, session, factory):
+def test_unit_head_without_unit_sees_notice(client, auth, session, factory):
     _town(factory, session)
     factory.user("lonely", "unit_head")
     session.commit()
-    login(client, "lonely")
+    auth.login("lonely")
     response = client.get("/units/")
     assert response.status_code == 200
     assert "没有关联责任单位" in response.get_data(as_text=True)
 
 
-def test_unit_without_cells_has_no_export_links(client, session, factory):
+def test_unit_without_cells_has_no_export_links(client, auth, session, factory):
     _town(factory, session)
     unit = factory.unit("新单位")
     session.commit()
-    login(client, "admin")
+    auth.login("admin")
     html = client.get(f"/units/{unit.id}").get_data(as_text=True)
     assert "<b>0</b>个" in html and "cells.geojson" not in html
     assert client.get(f"/units/{unit.id}/cells.geojson").status_code == 400
 
 
-def test_demo_unit_area(demo_client):
+def test_demo_unit_area(demo_client, demo_auth):
     from app.extensions import db
 
     head = db.session.execute(select(User).where(User.username == "unit01")).scalar_one()
     unit = db.session.get(Unit, head.unit_id)
-    login(demo_client, "unit01", "demo1234")
+    demo_auth.login("unit01", "demo1234")
     html = demo_client.get(f"/units/{unit.id}").get_data(as_text=True)
     assert unit.name in html and "社区" in html and "folium-map" in html
     assert unit.contact in html
@@ -134,12 +134,10 @@ def test_demo_unit_area(demo_client):
     assert demo_client.get(f"/units/{other.id}").status_code == 404
 
 
-def test_county_staff_see_every_unit_with_its_figures(client, factory):
-    from tests.conftest import east_point
-
+def test_county_staff_see_every_unit_with_its_figures(client, auth, factory):
     town = factory.town()
     factory.issue(town["users"]["inspector"], lon=east_point(0)[0], lat=east_point(0)[1])
-    login(client, "leader")
+    auth.login("leader")
     html = client.get("/units/").get_data(as_text=True)
     assert "西区单位" in html and "东区单位" in html
     # Each unit holds 8 cells of 10,000 m² (0.080 km²); the east unit has the open problem.
