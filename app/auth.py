@@ -44,7 +44,7 @@ def login_throttle() -> LoginThrottle | None:
     store: ThrottleStore = DatabaseStore(db.session)
     # memory:// (or any other limiter URI) would be per worker: the database is shared.
     if uri.startswith(("redis://", "rediss://", "redis+unix://", "unix://")):
-        import redis
+        import redis  # only a Redis deployment pays its import (about 0.1 s)
 
         client = current_app.extensions.get("login_throttle_redis")
         if client is None:

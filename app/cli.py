@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sys
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
-from sqlalchemy import select
+from flask_migrate import upgrade
+from sqlalchemy import inspect
 
+from app import commands
 from app.extensions import db
 from app.services.core.errors import ServiceError
+from app.services.core.passwords import find_user, issue_token
+from app.services.ops.seed import DEMO_PASSWORD, seed_demo
+from app.services.tables.accounts import create_user
+from app.services.tables.standard import load_standard_tables
 from gis.errors import GisError
 
 
@@ -33,15 +41,11 @@ def run_service(func, *args, **kwargs):
 
 
 def _upgrade_schema() -> None:
-    from flask_migrate import upgrade
-
     upgrade(directory=str(Path(current_app.root_path).parent / "migrations"))
 
 
 def ensure_schema() -> bool:
     """Create the schema when the database has none (or upgrade an Alembic one); True if run."""
-    from sqlalchemy import inspect
-
     tables = set(inspect(db.engine).get_table_names())
     if tables and "alembic_version" not in tables:
         return False  # a schema made by create_all (tests, old installs): leave it as it is
@@ -55,8 +59,6 @@ def ensure_schema() -> bool:
 @with_appcontext
 def init_db(schema_only: bool) -> None:
     """Create or upgrade the schema, then load the standard tables (idempotent)."""
-    from app.services.tables.standard import load_standard_tables
-
     _upgrade_schema()
     if schema_only:
         click.echo("数据库结构已就绪 (未载入标准表)")
@@ -73,8 +75,6 @@ def init_db(schema_only: bool) -> None:
 @with_appcontext
 def seed_demo_command() -> None:
     """Load the demo county seat if the database holds none (creates the schema if missing)."""
-    from app.services.ops.seed import DEMO_PASSWORD, seed_demo
-
     if ensure_schema():
         click.echo("数据库结构已就绪")
     result = run_service(seed_demo, db.session, Path(current_app.config["DEMO_DIR"]),
@@ -99,8 +99,6 @@ def seed_demo_command() -> None:
 @with_appcontext
 def create_user_command(username: str, role: str, password: str, unit_name: str | None) -> None:
     """Create a user account."""
-    from app.services.tables.accounts import create_user
-
     user = run_service(create_user, db.session, username=username, role=role,
                        password=password, unit_name=unit_name)
     click.echo(f"已创建用户 {user.username} ({role})")
@@ -112,10 +110,7 @@ def create_user_command(username: str, role: str, password: str, unit_name: str 
 @with_appcontext
 def create_token_command(username: str, name: str | None) -> None:
     """Create an API token for a user; the token is printed alone on the last line."""
-    from app.models import User
-    from app.services.core.passwords import issue_token
-
-    user = db.session.execute(select(User).where(User.username == username)).scalar()
+    user = find_user(db.session, username)
     if user is None:
         fail(f"用户 {username} 不存在")
     token = issue_token(db.session, user, name=name)
@@ -128,12 +123,7 @@ def register_cli(app: Flask) -> None:
     for command in (init_db, seed_demo_command, create_user_command, create_token_command):
         app.cli.add_command(command)
     # Each module of app/commands contributes its ``commands``; no central list to edit.
-    import importlib
-    import pkgutil
-
-    from app import commands as package
-
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
         for command in getattr(module, "commands", []):
             app.cli.add_command(command)

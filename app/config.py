@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from flask import current_app
+
+from app.services.core.settings import Settings
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -67,8 +71,4 @@ def config_from_env() -> dict:
 
 def current_settings():
     """Return the services' ``Settings`` for the running Flask app (views and commands only)."""
-    from flask import current_app
-
-    from app.services.core.settings import Settings
-
     return Settings.from_config(current_app.config)

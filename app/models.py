@@ -10,6 +10,7 @@ import json
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from shapely.geometry import mapping, shape
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -71,15 +72,11 @@ class GeometryMixin:
 
     def set_geometry(self, geom) -> None:
         """Store a shapely geometry (EPSG:4326)."""
-        from shapely.geometry import mapping
-
         self.geom = json.dumps(mapping(geom), separators=(",", ":"))
         self.minx, self.miny, self.maxx, self.maxy = (float(v) for v in geom.bounds)
 
     @property
     def shape(self):
-        from shapely.geometry import shape
-
         return shape(json.loads(self.geom))
 
 

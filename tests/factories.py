@@ -8,14 +8,18 @@ tutorial). Test modules import from here, never from ``tests.conftest``.
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from openpyxl import Workbook
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
+
+from app.services.imports.rows import WORKBOOK_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_OSM = ROOT.parent / "shared" / "data" / "osm" / "guixi"
@@ -306,3 +310,59 @@ def upload(data: bytes, name: str = "photo.jpg"):
 def photo_files(root) -> list:
     """Every file under the photo directory (temporary files included)."""
     return sorted(p for p in Path(root).rglob("*") if p.is_file())
+
+
+# ---- problem workbooks as offices send them -------------------------------------------
+
+HEADERS = list(WORKBOOK_HEADER)
+
+
+def workbook_bytes(
+    rows: list[list],
+    *,
+    headers=HEADERS,
+    title: str | None = "问题清单",
+    subtitle: str | None = None,
+    merges: tuple[str, ...] = (),
+) -> bytes:
+    """A feedback list as inspectors send it: merged title, optional subtitle, headers."""
+    wb = Workbook()
+    ws = wb.active
+    if title:
+        ws.append([title])
+        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(headers))
+    if subtitle:
+        ws.append([subtitle])
+    ws.append(list(headers))
+    for row in rows:
+        ws.append(row)
+    for ref in merges:
+        ws.merge_cells(ref)
+    buffer = io.BytesIO()
+    wb.save(buffer)
+    return buffer.getvalue()
+
+
+def csv_bytes(rows: list[list], *, headers=HEADERS, encoding: str = "utf-8-sig") -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(headers)
+    for row in rows:
+        writer.writerow(["" if v is None else v for v in row])
+    return buffer.getvalue().encode(encoding)
+
+
+def row(
+    seq,
+    description="路面有积存垃圾",
+    *,
+    address="",
+    category="背街小巷",
+    unit="",
+    found="2026-10-28",
+    deadline="5个工作日",
+    lon=None,
+    lat=None,
+    remark=None,
+) -> list:
+    return [seq, description, address, category, unit, found, deadline, lon, lat, remark]

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import select
 
 from app.cli import fail, run_service
 from app.extensions import db
-from app.models import User
-
-
-def _acting_admin(username: str | None) -> User:
-    stmt = select(User).where(User.active.is_(True))
-    if username:
-        user = db.session.execute(stmt.where(User.username == username)).scalar()
-        if user is None:
-            fail(f"用户 {username} 不存在或已停用")
-        return user
-    user = db.session.execute(stmt.where(User.role == "admin").order_by(User.id)).scalar()
-    if user is None:
-        fail("没有可用的管理员账号 (用 --user 指定，或先 create-user --role admin)")
-    return user
+from app.services.batches.dispatch import acting_admin, dispatch_batch
 
 
 @click.command("dispatch")
@@ -30,12 +16,10 @@ def _acting_admin(username: str | None) -> User:
 @with_appcontext
 def dispatch_command(batch_id: str, username: str | None) -> None:
     """Dispatch every dispatchable problem of a batch; print the counts per unit."""
-    from app.services.batches.dispatch import dispatch_batch
-
     text = str(batch_id).strip()
     if not text.isdigit() or len(text) > 12 or not 1 <= int(text) <= 2**31 - 1:
         fail(f"批次 id {batch_id!r} 无效 (应为正整数)")
-    user = _acting_admin(username)
+    user = run_service(acting_admin, db.session, username)
     result = run_service(dispatch_batch, db.session, user, int(text))
     for unit, count in sorted(result.per_unit.items()):
         click.echo(f"{unit}\t{count}")

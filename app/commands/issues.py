@@ -11,6 +11,9 @@ from app.cli import fail
 from app.config import current_settings
 from app.extensions import db
 from app.services.core.errors import ServiceError
+from app.services.imports.batching import dispatch_imported
+from app.services.imports.rows import parse_received_on
+from app.services.imports.sheet import import_file
 from gis.errors import GisError
 
 
@@ -43,10 +46,6 @@ def import_issues_command(
     dispatch: bool,
 ) -> None:
     """Import a feedback list (.xlsx/.xls/.csv); print a summary of what happened."""
-    from app.services.imports.batching import dispatch_imported
-    from app.services.imports.rows import parse_received_on
-    from app.services.imports.sheet import import_file
-
     path = Path(file)
     if not path.is_file():
         fail(f"文件不存在: {file}")

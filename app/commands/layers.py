@@ -11,7 +11,12 @@ from app.cli import fail, run_service
 from app.config import current_settings
 from app.extensions import db
 from app.services.core.errors import ServiceError
-from app.services.grids.uploads import IMPORT_KINDS
+from app.services.grids.assign import assign_from_table
+from app.services.grids.build import make_grid
+from app.services.grids.export import export_cli_grid, format_for_path
+from app.services.grids.layers import KIND_LABELS, import_osm_file
+from app.services.grids.uploads import IMPORT_KINDS, import_layer
+from app.services.grids.versions import GridCheckError, activate
 from gis.errors import GisError
 
 
@@ -27,8 +32,6 @@ def _existing(file: str) -> Path:
 @with_appcontext
 def import_osm_command(file: str) -> None:
     """Import roads, POIs, buildings, water, door plates and a built-up boundary from OSM."""
-    from app.services.grids.layers import KIND_LABELS, import_osm_file
-
     result = run_service(import_osm_file, db.session, _existing(file))
     for kind, count in result["layers"].items():
         click.echo(
@@ -54,9 +57,6 @@ def import_osm_command(file: str) -> None:
 @with_appcontext
 def import_layer_command(file: str, kind: str, source_crs: str, name: str | None) -> None:
     """Import a GeoJSON/GPKG/Shapefile(zip)/KML file as one layer; a grid is checked first."""
-    from app.services.grids.uploads import import_layer
-    from app.services.grids.versions import GridCheckError
-
     path = _existing(file)
     try:
         layer = import_layer(db.session, path, kind, source_crs, name=name,
@@ -99,8 +99,6 @@ def make_grid_command(
     name: str | None,
 ) -> None:
     """Build, code and check a grid; store it inactive; print its id on the last line."""
-    from app.services.grids.build import make_grid
-
     grid = run_service(
         make_grid, db.session, method, boundary_name, target_area, size, resolution, name=name,
         county_code=current_settings().county_code,
@@ -129,8 +127,6 @@ def make_grid_command(
 @with_appcontext
 def activate_grid_command(grid_id: int) -> None:
     """Check a stored grid, make it the active one and re-assign problems to its cells."""
-    from app.services.grids.versions import activate
-
     result = run_service(activate, db.session, None, grid_id,
                          county_code=current_settings().county_code)
     click.echo(
@@ -145,8 +141,6 @@ def activate_grid_command(grid_id: int) -> None:
 @with_appcontext
 def export_grid_command(grid_id: int, file: str) -> None:
     """Write a grid version to FILE; the format follows the extension (.geojson .gpkg .zip .kml)."""
-    from app.services.grids.export import export_cli_grid, format_for_path
-
     fmt = run_service(format_for_path, file)
     data = run_service(export_cli_grid, db.session, grid_id, fmt)
     path = Path(file)
@@ -163,8 +157,6 @@ def export_grid_command(grid_id: int, file: str) -> None:
 @with_appcontext
 def assign_cells_command(file: str, grid_id: int | None) -> None:
     """Assign cells to units from a CSV/XLSX with columns code,unit (all rows or none)."""
-    from app.services.grids.assign import assign_from_table
-
     count = run_service(assign_from_table, db.session, _existing(file), grid_id=grid_id)
     click.echo(f"已分配 {count} 个网格")
 

@@ -9,6 +9,8 @@ from flask.cli import with_appcontext
 
 from app.cli import fail, run_service
 from app.extensions import db
+from app.services.assessment import months, scoring
+from app.services.assessment import publish as publishing
 from app.services.core.errors import ServiceError
 
 JSON_ROW_KEYS = (
@@ -53,9 +55,6 @@ def report_command(
     month: str, publish: bool, reason: str | None, as_json: bool, scope: str
 ) -> None:
     """Print (and optionally publish) a month's ranking, red list and black list."""
-    from app.services.assessment import months, scoring
-    from app.services.assessment import publish as publishing
-
     try:
         months.parse_month(month)
     except ServiceError as exc:

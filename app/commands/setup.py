@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from app.extensions import db
+from app.services.ops.setup_check import run_setup_check, strict_failures, summary
 
 
 @click.command("check-setup")
@@ -18,8 +19,6 @@ from app.extensions import db
 @with_appcontext
 def check_setup_command(strict: bool, as_json: bool) -> None:
     """Show what the county has loaded and what it lacks, one line per check."""
-    from app.services.ops.setup_check import run_setup_check, strict_failures, summary
-
     checks = run_setup_check(db.session, county_code=current_app.config.get("COUNTY_CODE"))
     if as_json:
         click.echo(json.dumps([c.as_dict() for c in checks], ensure_ascii=False, indent=1))

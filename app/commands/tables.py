@@ -10,6 +10,9 @@ from flask.cli import with_appcontext
 from app.cli import fail
 from app.extensions import db
 from app.models import today_local
+from app.services.core.errors import ServiceError
+from app.services.grids import geocoding
+from app.services.tables import categories, workdays
 
 
 def _read(file: str) -> tuple[bytes, str]:
@@ -21,8 +24,6 @@ def _read(file: str) -> tuple[bytes, str]:
 
 def _import(func, *args, **kwargs):
     """Run an all-or-nothing import; list every bad row, then exit with one line."""
-    from app.services.core.errors import ServiceError
-
     try:
         result = func(*args, **kwargs)
     except ServiceError as exc:
@@ -45,8 +46,6 @@ def holidays_group() -> None:
 @with_appcontext
 def holidays_import(file: str, year: str) -> None:
     """Replace one year's holidays from a table (日期, 类型, 名称); all rows or none."""
-    from app.services.tables import workdays
-
     data, name = _read(file)
     result = _import(workdays.import_holiday_file, db.session, None, data, name, year)
     click.echo(
@@ -59,8 +58,6 @@ def holidays_import(file: str, year: str) -> None:
 @with_appcontext
 def holidays_list() -> None:
     """List the years with a holiday table; warn of this year or next if missing."""
-    from app.services.tables import workdays
-
     overview = workdays.calendar_overview(db.session, None, today=today_local())
     sources = {"chinese-calendar": "内置", "admin": "管理员录入"}
     for row in overview["years"]:
@@ -83,8 +80,6 @@ def aliases_group() -> None:
 @with_appcontext
 def aliases_import(file: str, replace: bool) -> None:
     """Merge aliases from a table (别名, 标准名称); all rows or none."""
-    from app.services.grids import geocoding
-
     data, name = _read(file)
     result = _import(geocoding.import_aliases, db.session, None, data, name, replace=replace)
     click.echo(
@@ -97,8 +92,6 @@ def aliases_import(file: str, replace: bool) -> None:
 @with_appcontext
 def aliases_list() -> None:
     """Print the alias table, one 别名<TAB>标准名称 a line."""
-    from app.services.grids import geocoding
-
     for row in geocoding.list_aliases(db.session, None):
         note = "" if row["kind"] else "\t(图层中已无此名称)"
         click.echo(f"{row['alias']}\t{row['canonical']}{note}")
@@ -111,8 +104,6 @@ def aliases_list() -> None:
 @with_appcontext
 def import_categories_command(file: str, replace: bool) -> None:
     """Add or update categories from a table (编码, 名称, 级别, 上级编码, 时限, 扣分, 职能部门)."""
-    from app.services.tables import categories
-
     data, name = _read(file)
     result = _import(categories.import_categories, db.session, None, data, name, replace=replace)
     click.echo(
@@ -127,8 +118,6 @@ def import_categories_command(file: str, replace: bool) -> None:
 @with_appcontext
 def import_category_aliases_command(file: str, replace: bool) -> None:
     """Merge category synonyms from a table (别名, 类别编码); all rows or none."""
-    from app.services.tables import categories
-
     data, name = _read(file)
     result = _import(categories.import_aliases, db.session, None, data, name, replace=replace)
     click.echo(

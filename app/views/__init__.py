@@ -1,6 +1,12 @@
 """Blueprints. Views are thin: parse input, call one service, render."""
 
+import importlib
+import pkgutil
+
 from flask import Flask, url_for
+from flask_login import current_user
+
+from app.services.core.access import may
 
 # (endpoint, label, permission) in menu order; entries whose blueprint is absent are skipped.
 NAV = [
@@ -23,9 +29,6 @@ NAV = [
 def register_blueprints(app: Flask) -> None:
     # Every module in this package that defines ``bp`` is a blueprint: adding a page area
     # means adding one module, with no central list to edit.
-    import importlib
-    import pkgutil
-
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(module, "bp"):
@@ -33,10 +36,6 @@ def register_blueprints(app: Flask) -> None:
 
     @app.context_processor
     def _navigation():
-        from flask_login import current_user
-
-        from app.services.core.access import may
-
         def nav_items():
             if not current_user.is_authenticated:
                 return []

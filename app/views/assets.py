@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import xstatic.pkg.d3
+import xstatic.pkg.font_awesome
+import xstatic.pkg.jquery
+import xstatic.pkg.leaflet
+import xstatic.pkg.leaflet_markercluster
 from flask import Blueprint, abort, send_from_directory
 
 bp = Blueprint("assets", __name__, url_prefix="/vendor")
 
 
 def _package_dirs() -> dict[str, Path]:
-    import xstatic.pkg.d3
-    import xstatic.pkg.font_awesome
-    import xstatic.pkg.jquery
-    import xstatic.pkg.leaflet
-    import xstatic.pkg.leaflet_markercluster
-
     return {
         "leaflet": Path(xstatic.pkg.leaflet.BASE_DIR),
         "markercluster": Path(xstatic.pkg.leaflet_markercluster.BASE_DIR),

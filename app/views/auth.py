@@ -16,7 +16,6 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
 
 from app.auth import (
     DEVICE_COOKIE,
@@ -33,7 +32,12 @@ from app.models import User
 from app.services.core.audit import record
 from app.services.core.errors import ValidationError
 from app.services.core.login_throttle import describe_wait
-from app.services.core.passwords import check_credentials, hash_password, verify_password
+from app.services.core.passwords import (
+    check_credentials,
+    find_user,
+    hash_password,
+    verify_password,
+)
 from app.services.tables.accounts import validate_password
 
 bp = Blueprint("auth", __name__)
@@ -122,7 +126,7 @@ def login():
             )
             if not attempt.allowed:
                 return _refuse(username, attempt)
-        user = db.session.execute(select(User).where(User.username == username)).scalar()
+        user = find_user(db.session, username)
         if not check_credentials(user, password):
             _audit("login_failed", user, username)
             if attempt is not None:

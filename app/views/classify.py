@@ -10,6 +10,7 @@ from app.services.core.access import require
 from app.services.core.errors import ServiceError
 from app.services.core.params import is_id
 from app.services.issues import classify
+from app.services.issues.queries import category_groups
 from app.services.tables import category_match
 
 bp = Blueprint("classify", __name__, url_prefix="/issues/pending")
@@ -39,8 +40,6 @@ def _page(status: int = 200, error: str | None = None, picked=()):
 
 
 def _groups():
-    from app.services.issues.queries import category_groups
-
     return category_groups(db.session)
 
 

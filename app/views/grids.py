@@ -7,13 +7,14 @@ import io
 from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 
+from app.background import job_dir, run_in_background
 from app.config import current_settings
 from app.extensions import db
 from app.maps.cells import build_assign_map
 from app.maps.zones import build_preview_map, build_zone_map
 from app.services.core.access import may, require
 from app.services.core.errors import ServiceError
-from app.services.grids import build, export, uploads, versions
+from app.services.grids import build, export, layer_jobs, uploads, versions
 from app.services.grids.assign import assign_selected, list_units
 from app.services.grids.layers import KIND_LABELS, LAYER_KINDS, list_layers
 from app.services.grids.map_data import layer_fc
@@ -251,9 +252,6 @@ def assign_table(grid_id: int):
 @login_required
 def layers():
     """List the county's layers; admins upload one (imported in the background)."""
-    from app.background import job_dir, run_in_background
-    from app.services.grids import layer_jobs
-
     versions.require_grid_reader(current_user)
     error, job = None, None
     wants_json = request.accept_mimetypes.best == "application/json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from importlib.util import find_spec
 from pathlib import Path
 
 from flask import (
@@ -112,8 +113,6 @@ def preview(token: str):
 
 
 def _can_dispatch() -> bool:
-    from importlib.util import find_spec
-
     return find_spec("app.services.batches.dispatch") is not None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 from flask import (
     Blueprint,
     flash,
@@ -16,6 +18,7 @@ from flask_login import current_user, login_required
 from app.config import current_settings
 from app.extensions import db
 from app.maps.problems import build_picker_map, build_problem_map
+from app.models import today_local
 from app.services.core import access
 from app.services.core.errors import ServiceError
 from app.services.issues import actions as issue_actions
@@ -66,10 +69,6 @@ def export():
     filters = issue_queries.parse_filters(request.args)
     data = issue_queries.export_issues_xlsx(db.session, current_user, filters)
     db.session.commit()  # the audit row
-    import io
-
-    from app.models import today_local
-
     response = send_file(
         io.BytesIO(data),
         as_attachment=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -12,6 +14,7 @@ from app.services.assessment import excel as report_excel
 from app.services.assessment import publish as publishing
 from app.services.assessment.charts import line_chart, score_heatmap
 from app.services.core import access
+from app.services.core.audit import record
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -77,12 +80,8 @@ def export():
         for scope in scoring.SCOPES
     }
     body = report_excel.build_workbook(reports)
-    from app.services.core.audit import record
-
     record(db.session, current_user, "export_report", f"{month} 考核通报", ip=request.remote_addr)
     db.session.commit()
-    from urllib.parse import quote
-
     name = quote(report_excel.workbook_filename(reports["unit"]))
     return Response(
         body,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
 
 from app.extensions import db, login_manager
-from app.models import Unit
 from app.services.core.access import require
 from app.services.core.errors import ServiceError, TableRowsError, ValidationError
 from app.services.tables import unit_names
@@ -25,7 +23,7 @@ def _admins_only():
 
 
 def _page(status: int = 200, error: str | None = None, errors=None):
-    units = db.session.execute(select(Unit.name).order_by(Unit.name)).scalars().all()
+    units = unit_names.unit_name_choices(db.session)
     return render_template(
         "unit_aliases/index.html",
         tab="unit_aliases",

@@ -160,6 +160,28 @@ def preview_batch(session, user: User, batch_id: int) -> DispatchResult:
     return preview_issues(session, user, batch_issue_ids(session, user, batch_id))
 
 
+def acting_admin(session, username: str | None = None) -> User:
+    """The account a command line dispatches as: ``username`` if active, else the first admin.
+
+    Raises
+    ------
+    NotFoundError
+        If the named account is missing or inactive, or no active admin exists.
+    """
+    stmt = select(User).where(User.active.is_(True))
+    if username:
+        user = session.execute(stmt.where(User.username == username)).scalar()
+        if user is None:
+            msg = f"用户 {username} 不存在或已停用"
+            raise NotFoundError(msg)
+        return user
+    user = session.execute(stmt.where(User.role == "admin").order_by(User.id)).scalar()
+    if user is None:
+        msg = "没有可用的管理员账号 (用 --user 指定，或先 create-user --role admin)"
+        raise NotFoundError(msg)
+    return user
+
+
 def dispatch_batch(session, user: User, batch_id: int) -> DispatchResult:
     """Dispatch a whole batch in one step (admins); a second call dispatches nothing new.
 

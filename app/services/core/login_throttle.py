@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.models import LoginThrottle as LoginThrottleRow
@@ -88,10 +89,7 @@ class DatabaseStore:
 
     def _insert_missing(self, key: str):
         dialect = self.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         return (
             insert(LoginThrottleRow.__table__)
             .values(key=key, failures=0)

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 from functools import cache
 
+from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.models import ApiToken, User
@@ -27,6 +28,11 @@ def verify_password(user: User, password: str) -> bool:
 def _dummy_hash() -> str:
     # Same method and cost as a real account's hash, so a missing name takes as long.
     return hash_password(secrets.token_urlsafe(16))
+
+
+def find_user(session, username: str) -> User | None:
+    """Return the account named ``username`` (active or not), or None."""
+    return session.execute(select(User).where(User.username == username)).scalar()
 
 
 def check_credentials(user: User | None, password: str) -> bool:

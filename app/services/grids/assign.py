@@ -15,6 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import shapely
+from openpyxl import load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -45,8 +46,6 @@ def _read_table(data: bytes, filename: str) -> list[list[str]]:
             raise ValidationError(msg)
         return [[(v or "").strip() for v in row] for row in csv.reader(io.StringIO(text))]
     if suffix in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook  # heavy; only an Excel upload needs it
-
         try:
             book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many kinds for a damaged file

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+import cn2an
 from sqlalchemy import select
 
 from app.models import SOURCES, Issue, today_local
@@ -81,8 +82,6 @@ def parse_found_date(value, *, field_name: str, today: date | None = None) -> da
 def _number(text: str) -> int:
     if text.isdigit():
         return int(text)
-    import cn2an  # heavy (about 1 s to import): only lists that write 七个工作日 need it
-
     return int(cn2an.cn2an(text.replace("两", "二"), "smart"))
 
 

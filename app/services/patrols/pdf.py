@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from shapely.geometry import LineString, MultiLineString
 
@@ -58,6 +59,7 @@ class FontNotFoundError(ServiceError):
 
 
 def _loadable(path: str, index: int) -> bool:
+    # reportlab takes 0.1-0.15 s to import: only a patrol sheet pays it
     from reportlab.pdfbase.ttfonts import TTFont
 
     try:
@@ -137,6 +139,7 @@ def register_cjk_font(
     """
 
     def register() -> str:
+        # reportlab takes 0.1-0.15 s to import: only a patrol sheet pays it
         from reportlab.pdfbase import pdfmetrics
         from reportlab.pdfbase.cidfonts import UnicodeCIDFont
         from reportlab.pdfbase.ttfonts import TTFont
@@ -157,8 +160,6 @@ def register_cjk_font(
 
 def _text(value: object) -> str:
     """Stored text made safe for a reportlab Paragraph: cleaned, then ``<&>`` escaped."""
-    from xml.sax.saxutils import escape
-
     return escape(clean_text(value))
 
 
@@ -234,6 +235,7 @@ def route_sketch(
 
 
 def _drawing(sketch: Sketch, font: str):
+    # reportlab takes 0.1-0.15 s to import: only a patrol sheet pays it
     from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, Rect, String
     from reportlab.lib import colors
 
@@ -354,6 +356,7 @@ def patrol_pdf(
         Where to look for a TrueType CJK font (see ``register_cjk_font``); with none found
         the sheet uses the built-in CID font.
     """
+    # reportlab takes 0.1-0.15 s to import: only a patrol sheet pays it
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import ParagraphStyle

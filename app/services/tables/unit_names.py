@@ -252,6 +252,11 @@ def list_unit_aliases(session, user: User | None) -> list[dict]:
     return [{"id": a.id, "alias": a.alias, "unit": u.name, "unit_id": u.id} for a, u in rows]
 
 
+def unit_name_choices(session) -> list[str]:
+    """Every unit's name, sorted: the choices of the alias form's unit picker."""
+    return list(session.execute(select(Unit.name).order_by(Unit.name)).scalars().all())
+
+
 def _unit_named(session, name: str, *, where: str = "") -> Unit:
     name = clean_text(name, multiline=False)
     if not name:

@@ -12,8 +12,16 @@ from app.services.core.errors import ForbiddenError
 from app.services.imports import bulk as bulk_import
 from app.services.imports import sheet as list_import
 from gis.crs import wgs84_to_bd09, wgs84_to_gcj02
-from tests.app.imports.test_importer import HEADERS, csv_bytes, row, workbook_bytes
-from tests.factories import BASE_LAT, BASE_LON, east_point, west_point
+from tests.factories import (
+    BASE_LAT,
+    BASE_LON,
+    HEADERS,
+    csv_bytes,
+    east_point,
+    row,
+    west_point,
+    workbook_bytes,
+)
 
 
 @pytest.fixture()

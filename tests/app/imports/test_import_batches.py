@@ -36,8 +36,7 @@ from app.services.imports import sheet as list_import
 from app.services.imports.neighbours import MAX_NEIGHBOURS, find_neighbours, metres, neighbour_pairs
 from app.services.issues.intake import place_manually, reroute
 from app.services.tables.unit_names import match_units
-from tests.app.imports.test_importer import HEADERS, csv_bytes, row, workbook_bytes
-from tests.factories import west_point
+from tests.factories import HEADERS, csv_bytes, row, west_point, workbook_bytes
 
 
 @pytest.fixture()

@@ -20,71 +20,14 @@ from app.services.core import tabular
 from app.services.core.errors import ForbiddenError, ValidationError
 from app.services.grids.cells import locate_cell
 from app.services.imports import sheet as list_import
-from app.services.imports.rows import WORKBOOK_HEADER, row_ref
+from app.services.imports.rows import row_ref
 from app.services.tables.workdays import seed_calendar
 from gis.crs import transformer, utm_crs_for, wgs84_to_gcj02
-from tests.factories import east_point, west_point
+from tests.factories import HEADERS, csv_bytes, east_point, row, west_point, workbook_bytes
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO_WORKBOOK = ROOT / "layers" / "demo" / "州级交叉检查反馈问题清单.xlsx"
 TRUTH = ROOT / "tests" / "fixtures" / "demo_workbook_truth.csv"
-HEADERS = list(WORKBOOK_HEADER)
-
-
-# ---- helpers ---------------------------------------------------------------------------
-
-
-def workbook_bytes(
-    rows: list[list],
-    *,
-    headers=HEADERS,
-    title: str | None = "问题清单",
-    subtitle: str | None = None,
-    merges: tuple[str, ...] = (),
-) -> bytes:
-    """A feedback list as inspectors send it: merged title, optional subtitle, headers."""
-    wb = Workbook()
-    ws = wb.active
-    if title:
-        ws.append([title])
-        ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=len(headers))
-    if subtitle:
-        ws.append([subtitle])
-    ws.append(list(headers))
-    for row in rows:
-        ws.append(row)
-    for ref in merges:
-        ws.merge_cells(ref)
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    return buffer.getvalue()
-
-
-def csv_bytes(rows: list[list], *, headers=HEADERS, encoding: str = "utf-8-sig") -> bytes:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(headers)
-    for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
-    return buffer.getvalue().encode(encoding)
-
-
-def row(
-    seq,
-    description="路面有积存垃圾",
-    *,
-    address="",
-    category="背街小巷",
-    unit="",
-    found="2026-10-28",
-    deadline="5个工作日",
-    lon=None,
-    lat=None,
-    remark=None,
-) -> list:
-    return [seq, description, address, category, unit, found, deadline, lon, lat, remark]
-
-
 def counts(session) -> tuple[int, int]:
     session.expire_all()
     return (
