@@ -22,7 +22,7 @@ class Config:
     PHOTO_DIR = str(ROOT / "instance" / "photos")
     LAYERS_DIR = str(ROOT / "layers")
     DEMO_DIR = str(ROOT / "layers" / "demo")
-    COUNTY_CODE = "532599"
+    COUNTY_CODE = Settings.county_code
     MAX_CONTENT_LENGTH = 32 * 1024 * 1024
     MAX_PHOTO_BYTES = 10 * 1024 * 1024
     SESSION_COOKIE_HTTPONLY = True

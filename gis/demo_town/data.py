@@ -19,6 +19,7 @@ POOLS_PATH = Path(__file__).resolve().parents[1] / "data" / "demo_town.json"
 #: The category table of the national sanitary county standard (国家卫生县城标准).
 CATEGORIES_PATH = Path(__file__).resolve().parents[2] / "layers" / "categories.csv"
 
+COUNTY_CODE = "532599"  # fictitious in GB/T 2260 form (53 云南, 25 红河州)
 COUNTY_NAME = "云岭县"
 SEAT_NAME = "云岭镇"
 PROVINCE = "云南省"

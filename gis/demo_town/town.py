@@ -25,6 +25,7 @@ from shapely.ops import substring
 
 from gis.crs import utm_crs_for
 from gis.demo_town.data import (
+    COUNTY_CODE,
     COUNTY_NAME,
     PREFECTURE,
     PROVINCE,
@@ -47,7 +48,7 @@ from gis.demo_town.places import Streets, build_addresses, place_pois
 from gis.demo_town.problems import Places, build_history, build_workbook
 from gis.demo_town.units import build_units
 
-SEED = 532599
+SEED = int(COUNTY_CODE)
 
 
 @dataclass
@@ -86,7 +87,7 @@ def _frame(rows: list[dict], *, to_wgs) -> gpd.GeoDataFrame:
 
 
 def generate_demo_town(
-    *, county_code: str = "532599", seed: int = SEED, categories_path: Path | None = None
+    *, county_code: str = COUNTY_CODE, seed: int = SEED, categories_path: Path | None = None
 ) -> DemoTown:
     """Generate the synthetic demo county seat.
 

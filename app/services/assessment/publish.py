@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from app.models import Assessment, Cell, Issue, IssueEvent, Unit, User, now_local
+from app.models import Assessment, Issue, IssueEvent, Unit, User, now_local
 from app.services.assessment.appeals import list_appeals
 from app.services.assessment.months import (
     campaign_months,
@@ -34,7 +34,7 @@ from app.services.assessment.scoring import (
 )
 from app.services.core import access, audit
 from app.services.core.errors import ConflictError
-from app.services.grids.cells import active_grid
+from app.services.grids.map_data import cells_fc
 
 
 def publish_month(
@@ -187,9 +187,6 @@ def month_issues(session, user: User, month: str, unit_id: int) -> tuple[Unit, l
 def month_density(session, user: User, month: str) -> tuple[dict, tuple | None]:
     """Cells the user may see with the number of problems found in the month (``open`` key)."""
     period = month_period(month)
-    grid = active_grid(session)
-    if grid is None:
-        return {"type": "FeatureCollection", "features": []}, None
     counts = dict(
         session.execute(
             access.scope_issues(
@@ -203,34 +200,7 @@ def month_density(session, user: User, month: str) -> tuple[dict, tuple | None]:
             ).group_by(Issue.cell_id)
         ).all()
     )
-    stmt = access.scope_cells(
-        select(Cell.id, Cell.code, Unit.name, Cell.geom, Cell.minx, Cell.miny, Cell.maxx, Cell.maxy)
-        .outerjoin(Unit, Unit.id == Cell.unit_id)
-        .where(Cell.grid_id == grid.id),
-        user,
-    )
-    features, bounds = [], [180.0, 90.0, -180.0, -90.0]
-    for cell_id, code, unit, geom, minx, miny, maxx, maxy in session.execute(stmt):
-        features.append(
-            {
-                "type": "Feature",
-                "geometry": json.loads(geom),
-                "properties": {
-                    "code": code,
-                    "unit": unit or "未分配",
-                    "open": int(counts.get(cell_id, 0)),
-                },
-            }
-        )
-        bounds = [
-            min(bounds[0], minx),
-            min(bounds[1], miny),
-            max(bounds[2], maxx),
-            max(bounds[3], maxy),
-        ]
-    return {"type": "FeatureCollection", "features": features}, (
-        tuple(bounds) if features else None
-    )
+    return cells_fc(session, user, counts=counts)
 
 
 def monthly_page(session, user: User, month: str | None, scope: str = "unit") -> dict:

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gis.demo_town.data import COUNTY_CODE as DEMO_COUNTY_CODE
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -27,7 +29,7 @@ class Settings:
         A font file to use for Chinese in PDFs, ahead of the system's fonts.
     """
 
-    county_code: str = "532599"
+    county_code: str = DEMO_COUNTY_CODE  # until the county sets COUNTY_CODE
     instance_dir: Path = Path("instance")
     photo_dir: Path = Path("instance/photos")
     backup_dir: Path = Path("instance/backups")

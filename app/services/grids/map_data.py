@@ -7,6 +7,7 @@ fetches for the county-wide map are built in ``map_layers``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -84,12 +85,18 @@ def open_counts(session: Session, user: User, grid_id: int, filters: IssueFilter
     return dict(session.execute(stmt).all())
 
 
-def cells_fc(session: Session, user: User, *, filters: IssueFilters | None = None) -> tuple[dict, tuple]:
-    """The active grid's visible cells with code, unit and open count; and their bounds."""
+def cells_fc(session: Session, user: User, *, filters: IssueFilters | None = None,
+             counts: Mapping[int, int] | None = None) -> tuple[dict, tuple]:
+    """The active grid's visible cells with code, unit and a count; and their bounds.
+
+    The count (property ``open``) is the cell's open problems under ``filters``, or the
+    caller's own ``counts`` by cell id (the monthly report counts the month's problems).
+    """
     grid = active_grid(session)
     if grid is None:
         return _fc([]), None
-    counts = open_counts(session, user, grid.id, filters)
+    if counts is None:
+        counts = open_counts(session, user, grid.id, filters)
     stmt = access.scope_cells(
         select(Cell.id, Cell.code, Unit.name, Cell.geom, Cell.minx, Cell.miny, Cell.maxx,
                Cell.maxy).outerjoin(Unit, Unit.id == Cell.unit_id).where(Cell.grid_id == grid.id),

@@ -22,6 +22,7 @@ from openpyxl.styles import Alignment, Font
 from shapely.geometry import mapping
 
 from app.services.imports.rows import WORKBOOK_HEADER
+from gis.demo_town.data import COUNTY_CODE
 from gis.demo_town.town import DemoTown, generate_demo_town
 
 WORKBOOK_NAME = "州级交叉检查反馈问题清单.xlsx"
@@ -90,7 +91,7 @@ def _write_workbook(path: Path, town: DemoTown) -> None:
 def write_demo_files(
     out_dir: Path,
     *,
-    county_code: str = "532599",
+    county_code: str = COUNTY_CODE,
     categories_path: Path | None = None,
     truth_path: Path | None = None,
 ) -> dict:
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     fixtures = out_dir.resolve().parent.parent / "tests" / "fixtures"
     written = write_demo_files(
         out_dir,
-        county_code=args[1] if len(args) > 1 else "532599",
+        county_code=args[1] if len(args) > 1 else COUNTY_CODE,
         truth_path=(fixtures if fixtures.is_dir() else out_dir) / TRUTH_NAME,
     )
     for name, count in written.items():

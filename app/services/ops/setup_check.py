@@ -29,10 +29,11 @@ from app.models import (
     User,
     today_local,
 )
+from gis.demo_town.data import COUNTY_CODE as DEMO_TOWN_CODE
 
 READY, MISSING, WARNING = "ready", "missing", "warning"
 STATUS_LABELS = {READY: "就绪", MISSING: "缺少", WARNING: "警告"}
-DEMO_COUNTY_CODE = "532599"
+DEMO_COUNTY_CODE = DEMO_TOWN_CODE
 DEMO_SEED_KEY = "demo_seeded"
 ROLE_LABELS = {"admin": "管理员", "inspector": "督查员", "unit_head": "责任单位", "leader": "领导"}
 # Unit kinds that stand behind every unassigned cell of their sub-district (属地兜底).
