@@ -57,7 +57,8 @@ def config_from_env() -> dict:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
         env["SQLALCHEMY_DATABASE_URI"] = url
-    for name in ("SECRET_KEY", "COUNTY_CODE", "PHOTO_DIR", "RATELIMIT_STORAGE_URI", "BACKUP_DIR"):
+    for name in ("SECRET_KEY", "COUNTY_CODE", "PHOTO_DIR", "RATELIMIT_STORAGE_URI", "BACKUP_DIR",
+                 "SMTP_URL", "NOTIFY_WEBHOOK_URL", "NOTIFY_WEBHOOK_KIND"):
         if os.environ.get(name):
             env[name] = os.environ[name]
     if os.environ.get("SANIGRID_CJK_FONT"):

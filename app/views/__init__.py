@@ -22,6 +22,7 @@ NAV = [
     ("reports.monthly", "考核通报", "read"),
     ("admin.users", "账号管理", "manage_users"),
     ("tables.holidays", "基础表", "manage_users"),
+    ("notify_admin.settings", "消息通道", "manage_users"),
     ("setup.check", "系统初始化检查", "manage_users"),
 ]
 

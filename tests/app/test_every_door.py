@@ -94,6 +94,11 @@ RULES: dict[tuple[str, str], Expect] = {
     ("GET", "/password"): page(),
     # Wrong old password: refused with a message, for everyone alike.
     ("POST", "/password"): page(LOGIN, 400, 400, 400, 400, 400),
+    # ---- own notices (the bell): each user reads and marks only their own
+    ("GET", "/notifications/"): page(),
+    ("GET", "/notifications/count.json"): page(),
+    # No id chosen: nothing to mark, back to the list, for everyone alike.
+    ("POST", "/notifications/mark-read"): page(LOGIN, 302, 302, 302, 302, 302),
     # ---- map and problems (a unit head sees their own unit's problems only)
     ("GET", "/"): page(),
     ("GET", "/issues/"): page(),
@@ -253,6 +258,15 @@ RULES: dict[tuple[str, str], Expect] = {
     ("POST", "/issues/pending/"): admin_only(400),  # nothing ticked
     ("POST", "/issues/pending/settings"): admin_only(400),  # no number of days
     # ---- 系统初始化检查 and the progress of background layer imports (admin)
+    # ---- 消息通道: channel settings, test messages, the outbox (admin)
+    ("GET", "/admin/notify/"): admin_only(),
+    ("POST", "/admin/notify/"): admin_only(302, data={"quiet_start": "", "quiet_end": ""}),
+    ("POST", "/admin/notify/test/<channel>"): admin_only(  # no webhook configured
+        400, args={"channel": "webhook"}
+    ),
+    ("POST", "/admin/notify/outbox/<int:message_id>/retry"): admin_only(  # no such message
+        404, args={"message_id": 999999}
+    ),
     ("GET", "/admin/setup/"): admin_only(),
     ("GET", "/admin/setup/layer-jobs/<token>"): admin_only(  # no such job
         404, args={"token": "nosuchlayerjob0000000000"}
@@ -693,7 +707,8 @@ def test_leader_changes_nothing_anywhere(door):
         f"{m} {rule}"
         for (m, rule), e in RULES.items()
         if m in MUTATING
-        and rule not in ("/logout", "/logout-everywhere", "/password", "/login")
+        and rule not in ("/logout", "/logout-everywhere", "/password", "/login",
+                         "/notifications/mark-read")  # one's own account and notices
         and not _is_refusal(e.leader)
     ]
     assert not wrong, "leader may change: " + ", ".join(wrong)

@@ -15,7 +15,17 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Select, exists, false, or_, select
 
-from app.models import SOURCES, Cell, Issue, IssueUnit, Patrol, Unit, User, now_local
+from app.models import (
+    SOURCES,
+    Cell,
+    Issue,
+    IssueUnit,
+    Notification,
+    Patrol,
+    Unit,
+    User,
+    now_local,
+)
 from app.services.core.errors import ForbiddenError, NotFoundError, ValidationError
 from app.services.core.params import MAX_ID
 
@@ -89,6 +99,11 @@ def scope_patrols(stmt: Select, user: User) -> Select:
     if is_unit_scoped(user):
         return stmt.where(false())
     return stmt
+
+
+def scope_notifications(stmt: Select, user: User) -> Select:
+    """Narrow a SELECT over Notification to the user's own: nobody reads another's bell."""
+    return stmt.where(Notification.user_id == (user.id if user and user.is_active else -1))
 
 
 def is_issue_unit(user: User, issue: Issue) -> bool:

@@ -27,6 +27,9 @@ class Settings:
         The largest photo accepted from a phone.
     cjk_font
         A font file to use for Chinese in PDFs, ahead of the system's fonts.
+    smtp_url, notify_webhook_url, notify_webhook_kind
+        The deployment's outside channels (``SMTP_URL``, ``NOTIFY_WEBHOOK_URL``,
+        ``NOTIFY_WEBHOOK_KIND``): defaults the admin page (消息通道) may override.
     """
 
     county_code: str = DEMO_COUNTY_CODE  # until the county sets COUNTY_CODE
@@ -35,6 +38,9 @@ class Settings:
     backup_dir: Path = Path("instance/backups")
     max_photo_bytes: int = 10 * 1024 * 1024
     cjk_font: str | None = None
+    smtp_url: str | None = None
+    notify_webhook_url: str | None = None
+    notify_webhook_kind: str = "json"
 
     @classmethod
     def from_config(cls, config: Mapping) -> Settings:
@@ -47,4 +53,7 @@ class Settings:
             backup_dir=Path(config.get("BACKUP_DIR") or instance / "backups"),
             max_photo_bytes=int(config.get("MAX_PHOTO_BYTES") or cls.max_photo_bytes),
             cjk_font=config.get("CJK_FONT") or None,
+            smtp_url=config.get("SMTP_URL") or None,
+            notify_webhook_url=config.get("NOTIFY_WEBHOOK_URL") or None,
+            notify_webhook_kind=str(config.get("NOTIFY_WEBHOOK_KIND") or cls.notify_webhook_kind),
         )
