@@ -5,12 +5,14 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from flask import Flask, current_app, session
+from flask import Blueprint, Flask, current_app, session
+from flask_login import current_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select, update
 
 from app.extensions import db, login_manager
 from app.models import ApiToken, User, UserSession, now_local
+from app.services.core import access
 from app.services.core.login_throttle import (
     DatabaseStore,
     FallbackStore,
@@ -198,3 +200,14 @@ def register(app: Flask) -> None:
     @login_manager.request_loader
     def load_user_from_request(req) -> User | None:
         return user_from_bearer(req.headers.get("Authorization"))
+
+
+def admins_only(bp: Blueprint, action: str = "manage_users") -> None:
+    """Guard every view of ``bp``: sign-in first (redirect), then ``action`` (403 otherwise)."""
+
+    @bp.before_request
+    def _guard():
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        access.require(current_user, action)
+        return None

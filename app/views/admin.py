@@ -17,10 +17,10 @@ from flask import (
 )
 from flask_login import current_user
 
-from app.extensions import db, login_manager
+from app.auth import admins_only
+from app.extensions import db
 from app.models import ROLE_LABELS, ROLES
 from app.services.core import audit
-from app.services.core.access import require
 from app.services.core.errors import ValidationError
 from app.services.tables import accounts
 from app.services.tables import roster as roster_import  # ``roster`` is a view here
@@ -28,13 +28,7 @@ from app.services.tables import roster as roster_import  # ``roster`` is a view 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-@bp.before_request
-def _admins_only():
-    """Sign-in first (redirect), then the manage_users permission (403 for everyone else)."""
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    require(current_user, "manage_users")
-    return None
+admins_only(bp)
 
 
 def _ip() -> str | None:

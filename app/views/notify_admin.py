@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from app.auth import admins_only
 from app.config import current_settings
-from app.extensions import db, login_manager
-from app.services.core.access import require
+from app.extensions import db
 from app.services.core.errors import ServiceError, ValidationError
 from app.services.notify import outbox, prefs
 from app.services.notify.channels import CHANNEL_LABELS, KIND_LABELS, ChannelError
@@ -15,13 +15,7 @@ from app.services.notify.channels import CHANNEL_LABELS, KIND_LABELS, ChannelErr
 bp = Blueprint("notify_admin", __name__, url_prefix="/admin/notify")
 
 
-@bp.before_request
-def _admins_only():
-    """Sign-in first (redirect), then the manage_users permission (403 for everyone else)."""
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    require(current_user, "manage_users")
-    return None
+admins_only(bp)
 
 
 def _page(status: int = 200, error: str | None = None, form: dict | None = None):

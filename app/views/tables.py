@@ -7,8 +7,8 @@ import json
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.extensions import db, login_manager
-from app.services.core.access import require
+from app.auth import admins_only
+from app.extensions import db
 from app.services.core.errors import ServiceError, TableRowsError, ValidationError
 from app.services.grids import geocoding
 from app.services.tables import categories, category_match, workdays
@@ -16,13 +16,7 @@ from app.services.tables import categories, category_match, workdays
 bp = Blueprint("tables", __name__, url_prefix="/admin/tables")
 
 
-@bp.before_request
-def _admins_only():
-    """Sign-in first (redirect), then the admin permission (403 for everyone else)."""
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    require(current_user, "manage_users")
-    return None
+admins_only(bp)
 
 
 def _upload() -> tuple[bytes, str] | None:

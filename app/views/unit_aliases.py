@@ -5,21 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from app.extensions import db, login_manager
-from app.services.core.access import require
+from app.auth import admins_only
+from app.extensions import db
 from app.services.core.errors import ServiceError, TableRowsError, ValidationError
 from app.services.tables import unit_names
 
 bp = Blueprint("unit_aliases", __name__, url_prefix="/admin/tables/unit-aliases")
 
 
-@bp.before_request
-def _admins_only():
-    """Sign-in first (redirect), then the admin permission (403 for everyone else)."""
-    if not current_user.is_authenticated:
-        return login_manager.unauthorized()
-    require(current_user, "manage_users")
-    return None
+admins_only(bp)
 
 
 def _page(status: int = 200, error: str | None = None, errors=None):
