@@ -236,6 +236,9 @@ def normalize_address(text: str, *, strip_prefixes: Sequence[str] = ()) -> str:
     text = _SLASHES.sub("/", text)
     # Dropping a blank can bring a combining mark next to a letter: compose again.
     text = unicodedata.normalize("NFKC", _NOISE.sub("", text))
+    # Empty brackets go before anything reads neighbours: "人民路（）口" is "人民路口".
+    while "()" in text:  # "(())" leaves "()" after one pass
+        text = text.replace("()", "")
     text = _CN_NUMBER.sub(_convert_cn_number, text)
     for word in _INTERSECTION_WORDS:
         text = text.replace(word, "交叉口")
@@ -243,8 +246,6 @@ def normalize_address(text: str, *, strip_prefixes: Sequence[str] = ()) -> str:
     text = text.replace("路路口", "路交叉口")
     text = re.sub(r"(?<=[路街道])口", "交叉口", text)
     text = text.replace("交叉交叉口", "交叉口")
-    while "()" in text:  # "(())" leaves "()" after one pass
-        text = text.replace("()", "")
     return _strip_prefixes(text, strip_prefixes)
 
 

@@ -159,3 +159,10 @@ def test_nested_empty_brackets_normalise_in_one_pass():
     # Found by hypothesis: "(())" once left "()", so normalising twice changed it again.
     assert normalize_address("人民路(())") == normalize_address(normalize_address("人民路(())"))
     assert "(" not in normalize_address("人民路(())")
+
+
+def test_empty_brackets_go_before_crossing_words_are_read():
+    # Found by hypothesis: "（）" between 路 and 口 hid the crossing until a second pass.
+    assert normalize_address("人民路（）口") == "人民路交叉口"
+    assert normalize_address(normalize_address("人民路（）口")) == "人民路交叉口"
+    assert parse_address("人民路（）口").kind == parse_address("人民路口").kind == "intersection"
