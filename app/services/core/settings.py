@@ -1,7 +1,7 @@
-"""The one settings object services read: built from the Flask config by the caller.
+"""The one settings object services read: built from the app config by the caller.
 
-Services never touch ``current_app`` or ``os.environ``; a view or command passes
-``Settings`` (``app.config.current_settings()``) or the single value a service needs.
+Services read no web framework globals and no process environment: a view or command
+passes ``Settings`` (``app.config.current_settings()``) or the single value a service needs.
 """
 
 from __future__ import annotations
